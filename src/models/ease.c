@@ -10,6 +10,7 @@
  * Memory is n_items^2 * 12 bytes during fit, so the model refuses
  * catalogues beyond max_items rather than exhausting the machine.
  */
+#include "core/kernels.h"
 #include "models/model.h"
 
 #include <cblas.h>
@@ -105,22 +106,14 @@ static int ease_fit(ember_model *m, const ember_dataset *train, const ember_data
     return EMBER_OK;
 }
 
-static void add_row(const float *restrict row, float *restrict out, size_t n)
-{
-    for (size_t j = 0; j < n; j++)
-        out[j] += row[j];
-}
-
 static int ease_score_all(const ember_model *m, const ember_query *q, float *out)
 {
     const ease_state *s = m->state;
     size_t n = m->n_items;
     memset(out, 0, n * sizeof *out);
     model_hist_view v = model_query_history(m, q);
-    for (size_t k = 0; k < v.na; k++)
-        add_row(s->B + (size_t)v.a[k] * n, out, n);
-    for (size_t k = 0; k < v.nb; k++)
-        add_row(s->B + (size_t)v.b[k] * n, out, n);
+    ember_k_add_rows(out, n, s->B, n, v.a, NULL, v.na);
+    ember_k_add_rows(out, n, s->B, n, v.b, NULL, v.nb);
     return EMBER_OK;
 }
 
