@@ -82,8 +82,10 @@ typedef enum { EMBER_BAD_STOP = 0, EMBER_BAD_SKIP = 1 } ember_bad_policy;
 typedef struct {
     ember_format format;
     /* Column choice for headed files: "user=userId,item=movieId,
-     * rating=rating,time=timestamp"; NULL = defaults (user item rating
-     * timestamp, or RecBole's user_id item_id rating timestamp). */
+     * rating=rating,time=timestamp"; NULL = the first header name found of
+     * user|user_id|userId, item|item_id|itemId|movieId, rating|label,
+     * timestamp|time.  Without a rating column every rating is 1, without
+     * a time column every timestamp is 0. */
     const char *cols;
     ember_bad_policy on_bad; /* stop at the first malformed line, or skip and count */
     int fixed_ids;           /* 1: ids not already in the maps are counted and skipped */
@@ -108,6 +110,8 @@ typedef struct {
 } ember_coo;
 
 EMBER_API void ember_read_opts_init(ember_read_opts *o);
+/* Appends the file's interactions to out.  On failure out->n is what it
+ * was before the call, while the maps may keep ids from earlier lines. */
 EMBER_API int ember_coo_read(const char *path, const ember_read_opts *opts, ember_idmap *users,
                              ember_idmap *items, ember_coo *out, ember_read_stats *stats);
 EMBER_API int ember_coo_read_mem(const char *name, const char *buf, size_t len,

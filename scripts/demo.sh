@@ -36,14 +36,16 @@ echo "== 3. recommendations (ease) with the user's recent history"
 for u in 1 2 3; do
     hist=$(awk -F'\t' -v u="$u" '$1 == u {print $4 "\t" $2}' "$OUT/split/train.tsv" | sort -n |
         tail -n 3 | cut -f2 | tr '\n' ',' | sed 's/,$//')
-    echo "-- user $u, last items seen: $hist"
+    titles=$(awk -F'\t' -v h=",$hist," 'NR > 1 && index(h, "," $1 ",") { printf "%s%s (%s)", sep, $2, $3; sep = "; " }' "$OUT/items.item")
+    echo "-- user $u, recently: $titles"
     "$EMBER" recommend --model "$OUT/ease.ember" --user "$u" -k 5 --item-features "$OUT/items.item"
 done
 
 echo
-echo "== 4. a new visitor who just viewed two items (no retraining: --history)"
 first=$(awk -F'\t' 'NR == 2 {print $2}' "$OUT/split/test.tsv")
 second=$(awk -F'\t' 'NR == 3 {print $2}' "$OUT/split/test.tsv")
+seen=$(awk -F'\t' -v a="$first" -v b="$second" 'NR > 1 && ($1 == a || $1 == b) { printf "%s%s (%s)", sep, $2, $3; sep = "; " }' "$OUT/items.item")
+echo "== 4. a new visitor who just viewed: $seen (no retraining: --history)"
 "$EMBER" recommend --model "$OUT/itemknn.ember" --history "$first,$second" -k 5 \
     --item-features "$OUT/items.item"
 

@@ -339,15 +339,15 @@ static void trim_span(const char **s, size_t *len)
 }
 
 /* Columns from the header: the defaults (user|user_id|userId,
- * item|item_id|itemId, rating|label, timestamp|time), then "--cols" entries
+ * item|item_id|itemId|movieId, rating|label, timestamp|time), then "--cols" entries
  * "role=column" separated by commas (roles user, item, rating, time or
  * timestamp; spaces around names ignored; "rating=" or "time=" drops that
  * column, so rating 1 / timestamp 0 are used). */
 static int map_columns(reader *r, const field *hdr, int n)
 {
-    static const char *const defaults[N_ROLES][4] = {
+    static const char *const defaults[N_ROLES][5] = {
         {"user", "user_id", "userId", NULL},
-        {"item", "item_id", "itemId", NULL},
+        {"item", "item_id", "itemId", "movieId", NULL},
         {"rating", "label", NULL, NULL},
         {"timestamp", "time", NULL, NULL},
     };
@@ -550,7 +550,7 @@ static int read_lines(reader *r, const char *buf, size_t len, field *f, ember_id
             return st;
         pos = next;
     } else {
-        if (opts->cols)
+        if (opts->cols && opts->cols[0])
             return ember_fail(EMBER_EINVAL, "%s: --cols needs a file with a header line",
                               r->name);
         r->col[COL_USER] = 0;
