@@ -163,10 +163,18 @@ typedef struct {
     size_t n_hist;
 } ember_query;
 
+/* A validation score (higher is better) of a model in the middle of its
+ * fit, for early stopping; ctx is the caller's.  ember_valid_ndcg below
+ * is the usual one. */
+typedef int (*ember_valid_fn)(const ember_model *m, void *ctx, double *score);
+
 typedef struct {
     int threads;     /* 0 = OpenMP default */
     uint64_t seed;
     int verbose;     /* 1: progress on stderr */
+    ember_valid_fn valid_fn; /* NULL: no early stopping */
+    void *valid_ctx;
+    const char *log_path;    /* per-epoch JSON lines, for iterative models (NULL: none) */
 } ember_fit_opts;
 
 /* Creates an untrained model by name ("pop", "itemknn", "userknn",
@@ -176,6 +184,8 @@ EMBER_API int ember_model_fit(ember_model *m, const ember_dataset *train, const 
                               const ember_fit_opts *opts);
 EMBER_API void ember_model_free(ember_model *m);
 EMBER_API const char *ember_model_name(const ember_model *m);
+/* 1 when scores are predicted ratings (explicit-feedback models). */
+EMBER_API int ember_model_predicts_ratings(const ember_model *m);
 /* Parameters of the model as a JSON object (owned by the model). */
 EMBER_API const char *ember_model_params_json(const ember_model *m);
 EMBER_API ember_idmap *ember_model_users(const ember_model *m);
@@ -194,6 +204,17 @@ EMBER_API int ember_model_similar(const ember_model *m, uint32_t item, size_t k,
                                   float *scores, size_t *n_out);
 EMBER_API int ember_model_save(const ember_model *m, const char *path);
 EMBER_API int ember_model_load(const char *path, ember_model **out);
+/* NDCG@k on a validation set with full ranking, the items of exclude
+ * removed from each user's ranking (PROTOCOL.md); ctx is an
+ * ember_valid_ctx.  Datasets share the model's maps (or extend them). */
+typedef struct {
+    const ember_dataset *valid;
+    const ember_dataset *exclude; /* usually the training set; may be NULL */
+    size_t k;                     /* 0 = 10 */
+    int threads;
+} ember_valid_ctx;
+EMBER_API int ember_valid_ndcg(const ember_model *m, void *ctx, double *score);
+
 /* Names of the registered models, NULL-terminated. */
 EMBER_API const char *const *ember_model_names(void);
 

@@ -35,7 +35,7 @@ static const cli_opt opts[] = {
     CLI_READ_OPTS,
 };
 
-static void print_json(const ember_model *m, const eval_result *r)
+static void print_json(const ember_model *m, const eval_result *r, const eval_rating_result *rr)
 {
     printf("{\"model\":\"%s\",\"params\":%s", ember_model_name(m), ember_model_params_json(m));
     for (size_t j = 0; j < r->n_ks; j++) {
@@ -49,12 +49,15 @@ static void print_json(const ember_model *m, const eval_result *r)
         if (r->has_ild)
             printf(",\"ild@%zu\":%.6f", k, e->ild);
     }
+    if (rr)
+        printf(",\"rmse\":%.6f,\"mae\":%.6f,\"rating_rows\":%zu", rr->rmse, rr->mae, rr->rows);
     printf(",\"users\":%zu,\"cold_users\":%zu,\"test_interactions\":%zu,\"unknown_items\":%zu,"
            "\"seconds\":%.4f}\n",
            r->users, r->cold_users, r->test_items, r->unknown_items, r->seconds);
 }
 
-static void print_table(const ember_model *m, const char *test, const eval_result *r)
+static void print_table(const ember_model *m, const char *test, const eval_result *r,
+                        const eval_rating_result *rr)
 {
     printf("%s %s on %s: %zu users (%zu unknown to the model), %zu test interactions (%zu on "
            "items it cannot rank), %.3f s\n\n",
@@ -84,6 +87,10 @@ static void print_table(const ember_model *m, const char *test, const eval_resul
     if (r->has_ild)
         ROW("ild", ild, "%12.4f");
 #undef ROW
+    if (rr)
+        printf("\nratings: rmse %.4f  mae %.4f  over %zu test rows (%zu predicted by the mean: "
+               "unknown user or item), predictions clipped to the training range\n",
+               rr->rmse, rr->mae, rr->rows, rr->unknown);
 }
 
 /* Reads each file of a comma list with the extended maps. */
@@ -193,11 +200,17 @@ int cmd_eval(int argc, char **argv)
         cli_fail("eval");
         goto done;
     }
+    eval_rating_result rr;
+    bool ratings = ember_model_predicts_ratings(m);
+    if (ratings && eval_ratings(m, test, (int)threads, m->rating_min, m->rating_max, &rr)) {
+        cli_fail("eval");
+        goto done;
+    }
     cli_progress_done();
     if (cli_flag(&a, "json"))
-        print_json(m, &r);
+        print_json(m, &r, ratings ? &rr : NULL);
     else
-        print_table(m, test_path, &r);
+        print_table(m, test_path, &r, ratings ? &rr : NULL);
     rc = EXIT_OK;
 done:
     cli_progress_done();

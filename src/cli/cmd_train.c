@@ -28,6 +28,7 @@ static const cli_opt opts[] = {
     {"min-item", 0, false, false, "drop items with fewer interactions"},
     {"threshold", 0, false, false, "keep ratings >= this as implicit positives"},
     {"quiet", 'q', true, false, "print nothing on success"},
+    {"log", 0, false, false, "write a JSON line per epoch (loss, valid metric, seconds) to this file"},
     CLI_READ_OPTS,
 };
 
@@ -104,7 +105,13 @@ int cmd_train(int argc, char **argv)
             goto done;
         }
     }
-    ember_fit_opts fo = {.threads = (int)threads, .seed = seed, .verbose = !cli_flag(&a, "quiet")};
+    ember_valid_ctx vc = {.valid = valid, .exclude = train, .k = 10, .threads = (int)threads};
+    ember_fit_opts fo = {.threads = (int)threads,
+                         .seed = seed,
+                         .verbose = !cli_flag(&a, "quiet"),
+                         .valid_fn = valid ? ember_valid_ndcg : NULL,
+                         .valid_ctx = &vc,
+                         .log_path = cli_get(&a, "log")};
     cli_progress("fitting %s on %zu interactions", model_name, ember_dataset_nnz(train));
     double t1 = ember_now();
     if (ember_model_fit(m, train, valid, &fo)) {

@@ -49,4 +49,17 @@ typedef struct {
 
 int eval_ranking(const ember_model *m, const eval_opts *o, eval_result *out);
 
+/* Explicit ratings (PROTOCOL.md): every test row (u, i, r) is predicted
+ * with the model's score for u and i, clipped to [lo, hi]; rows whose user
+ * or item the model does not know get the training mean rating.  RMSE and
+ * MAE over all rows. */
+typedef struct {
+    size_t rows, unknown;
+    double rmse, mae;
+    double seconds;
+} eval_rating_result;
+
+int eval_ratings(const ember_model *m, const ember_dataset *test, int threads, float lo, float hi,
+                 eval_rating_result *out);
+
 #endif

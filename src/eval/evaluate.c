@@ -261,3 +261,77 @@ done:
     out->seconds = ember_now() - t0;
     return status;
 }
+
+int eval_ratings(const ember_model *m, const ember_dataset *test, int threads, float lo, float hi,
+                 eval_rating_result *out)
+{
+    memset(out, 0, sizeof *out);
+    double t0 = ember_now();
+    size_t n = test->nnz;
+    float *pred = ember_alloc(n ? n : 1, sizeof *pred);
+    float *truth = ember_alloc(n ? n : 1, sizeof *truth);
+    uint32_t *items = ember_alloc(n ? n : 1, sizeof *items);
+    if (!pred || !truth || !items) {
+        free(pred);
+        free(truth);
+        free(items);
+        return EMBER_ENOMEM;
+    }
+    int status = EMBER_OK;
+    size_t unknown = 0;
+    float mean = m->rating_mean;
+#pragma omp parallel for schedule(dynamic, 16) num_threads(ember_threads(threads)) reduction(+ : unknown)
+    for (size_t u = 0; u < test->n_users; u++) {
+        uint64_t a = test->u_ptr[u], b = test->u_ptr[u + 1];
+        size_t nk = 0;
+        for (uint64_t p = a; p < b; p++) {
+            truth[p] = test->u_rating[p];
+            pred[p] = mean;
+            if (test->u_item[p] < m->n_items && u < m->n_users)
+                items[a + nk++] = test->u_item[p];
+            else
+                unknown++;
+        }
+        if (nk == 0)
+            continue;
+        ember_query q = {.user = (int64_t)u};
+        int st = ember_model_score(m, &q, items + a, nk, pred + a);
+        if (st) {
+#pragma omp atomic write
+            status = st;
+            continue;
+        }
+        /* scores came back in the order of the known rows: spread them */
+        size_t k = nk;
+        for (uint64_t p = b; p-- > a;) {
+            if (test->u_item[p] < m->n_items)
+                pred[p] = pred[a + --k];
+            else
+                pred[p] = mean;
+        }
+    }
+    if (status == EMBER_OK) {
+        out->rows = n;
+        out->unknown = unknown;
+        out->rmse = eval_rmse(pred, truth, n, lo, hi);
+        out->mae = eval_mae(pred, truth, n, lo, hi);
+    }
+    free(pred);
+    free(truth);
+    free(items);
+    out->seconds = ember_now() - t0;
+    return status;
+}
+
+int ember_valid_ndcg(const ember_model *m, void *ctx, double *score)
+{
+    const ember_valid_ctx *c = ctx;
+    const ember_dataset *excl[1] = {c->exclude};
+    eval_opts o = {.ks = {c->k ? c->k : 10}, .n_ks = 1, .threads = c->threads, .test = c->valid,
+                   .exclude = excl, .n_exclude = c->exclude ? 1 : 0};
+    eval_result r;
+    int st = eval_ranking(m, &o, &r);
+    if (st == EMBER_OK)
+        *score = r.at[0].ndcg;
+    return st;
+}

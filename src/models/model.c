@@ -284,6 +284,14 @@ int ember_model_fit(ember_model *m, const ember_dataset *train, const ember_data
     m->hist = (model_hist){ptr, item, ts, nnz};
     m->item_count = count;
     m->t_max = train->t_max;
+    double rsum = 0;
+    m->rating_min = m->rating_max = train->u_rating[0];
+    for (size_t k = 0; k < nnz; k++) {
+        rsum += train->u_rating[k];
+        m->rating_min = EMBER_MIN(m->rating_min, train->u_rating[k]);
+        m->rating_max = EMBER_MAX(m->rating_max, train->u_rating[k]);
+    }
+    m->rating_mean = (float)(rsum / (double)nnz);
     /* The maps may have grown past the training set (a valid file read
      * after it): the model keeps exactly the ids it was trained on. */
     m->users = ember_idmap_size(train->users) == nu ? ember_idmap_ref(train->users)
@@ -338,6 +346,8 @@ int ember_model_score(const ember_model *m, const ember_query *q, const uint32_t
     for (size_t i = 0; i < n; i++)
         if (items[i] >= m->n_items)
             return ember_fail(EMBER_EINVAL, "item index %u out of range", items[i]);
+    if (m->ops->score_items)
+        return m->ops->score_items(m, q, items, n, out);
     float *all = ember_alloc(m->n_items ? m->n_items : 1, sizeof *all);
     if (!all)
         return EMBER_ENOMEM;
@@ -404,6 +414,11 @@ const char *ember_model_name(const ember_model *m)
     return m->ops->name;
 }
 
+int ember_model_predicts_ratings(const ember_model *m)
+{
+    return m->ops->predicts_ratings;
+}
+
 const char *ember_model_params_json(const ember_model *m)
 {
     return m->params_json ? m->params_json : "{}";
@@ -454,6 +469,9 @@ int ember_model_save(const ember_model *m, const char *path)
     cJSON_AddNumberToObject(meta, "n_items", (double)m->n_items);
     cJSON_AddNumberToObject(meta, "nnz", (double)m->hist.nnz);
     cJSON_AddNumberToObject(meta, "t_max", (double)m->t_max);
+    cJSON_AddNumberToObject(meta, "rating_mean", (double)m->rating_mean);
+    cJSON_AddNumberToObject(meta, "rating_min", (double)m->rating_min);
+    cJSON_AddNumberToObject(meta, "rating_max", (double)m->rating_max);
     cJSON_AddItemToObject(meta, "params", params);
     params = NULL;
     meta_text = cJSON_PrintUnformatted(meta);
@@ -535,6 +553,13 @@ static int load_meta(ember_model **out, const mf_reader *r, cJSON **meta_out)
     return refresh_params_json(m);
 }
 
+/* A float from meta, 0 when absent or out of float range. */
+static float json_float(const cJSON *meta, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, key);
+    return cJSON_IsNumber(v) && fabs(v->valuedouble) < 3.0e38 ? (float)v->valuedouble : 0.0f;
+}
+
 static int load_shared(ember_model *m, const mf_reader *r, const cJSON *meta)
 {
     size_t nu, ni, nnz;
@@ -543,7 +568,12 @@ static int load_shared(ember_model *m, const mf_reader *r, const cJSON *meta)
         (st = json_size(meta, "nnz", &nnz)))
         return st;
     const cJSON *tmax = cJSON_GetObjectItemCaseSensitive(meta, "t_max");
-    m->t_max = cJSON_IsNumber(tmax) ? (int64_t)tmax->valuedouble : 0;
+    m->t_max = cJSON_IsNumber(tmax) && fabs(tmax->valuedouble) < 9.0e18
+                   ? (int64_t)tmax->valuedouble
+                   : 0;
+    m->rating_mean = json_float(meta, "rating_mean");
+    m->rating_min = json_float(meta, "rating_min");
+    m->rating_max = json_float(meta, "rating_max");
     uint64_t len;
     const char *u = mf_get_1d(r, "users.ids", MF_U8, UINT64_MAX, &len);
     if (!u || (st = idmap_from_chars(u, (size_t)len, nu, &m->users)))

@@ -63,6 +63,8 @@ struct ember_model {
     model_hist hist;
     const uint32_t *item_count; /* train interactions per item */
     int64_t t_max;              /* latest train timestamp */
+    float rating_mean;          /* mean train rating (the fallback prediction) */
+    float rating_min, rating_max; /* train rating range (predictions are clipped to it) */
     mf_reader *file;            /* when loaded: sections point into it */
     void *owned[4];             /* framework allocations of a fitted model */
 };
@@ -70,6 +72,8 @@ struct ember_model {
 struct ember_model_ops {
     const char *name;
     const char *summary;
+    /* Scores are predicted ratings (svd, svdpp): eval reports RMSE/MAE. */
+    bool predicts_ratings;
     const model_param *params;
     size_t n_params;
     size_t params_size;
@@ -77,6 +81,10 @@ struct ember_model_ops {
                const ember_fit_opts *opts);
     /* Scores every item (out has n_items slots). */
     int (*score_all)(const ember_model *m, const ember_query *q, float *out);
+    /* Optional: scores items[0..n) only (cheaper than score_all for
+     * factor models; used for rating prediction).  Items are in range. */
+    int (*score_items)(const ember_model *m, const ember_query *q, const uint32_t *items,
+                       size_t n, float *out);
     /* Optional: similarity of every item to item (out has n_items slots;
      * item itself may be given any value, the caller excludes it). */
     int (*similar)(const ember_model *m, uint32_t item, float *out);

@@ -1,0 +1,56 @@
+/*
+ * mf.h — what the factorization models (als, bpr, svd, svdpp) share:
+ * user and item factor tables with optional biases, scoring a user vector
+ * against all or some items, fold-in of a new user's vector from a history
+ * (exact weighted least squares, or SGD steps), and the tables' model-file
+ * sections.
+ *
+ * score(u, i) = mu + bu[u] + bi[i] + P[u] . Q[i]   (mu, bu, bi optional: 0)
+ */
+#ifndef EMBER_MF_H
+#define EMBER_MF_H
+
+#include "models/model.h"
+
+typedef struct {
+    size_t n_users, n_items, dim;
+    const float *P, *Q;   /* n_users x dim, n_items x dim, row-major, 64-byte aligned */
+    const float *bu, *bi; /* NULL when the model has no biases */
+    float mu;
+    float *owned[4]; /* P, Q, bu, bi of a fitted model (NULL when loaded) */
+} mf_factors;
+
+/* Allocates zeroed tables (biases only when with_bias). */
+int mf_alloc(mf_factors *f, size_t n_users, size_t n_items, size_t dim, bool with_bias);
+void mf_free(mf_factors *f);
+/* Fills P and Q with N(0, std^2), from seed. */
+void mf_init_normal(mf_factors *f, uint64_t seed, double std);
+/* Writable views of a fitted model's tables. */
+static inline float *mf_P(mf_factors *f) { return f->owned[0]; }
+static inline float *mf_Q(mf_factors *f) { return f->owned[1]; }
+static inline float *mf_bu(mf_factors *f) { return f->owned[2]; }
+static inline float *mf_bi(mf_factors *f) { return f->owned[3]; }
+
+/* out[i] = mu + bu + bi[i] + p . Q[i] for every item. */
+void mf_score_all(const mf_factors *f, const float *p, float bu, float *out);
+/* The same for items[0..n). */
+void mf_score_items(const mf_factors *f, const float *p, float bu, const uint32_t *items, size_t n,
+                    float *out);
+
+/* Sections "<prefix>.P", ".Q", ".bu", ".bi" and a "<prefix>.mu" scalar. */
+int mf_save(const mf_factors *f, mf_writer *w, const char *prefix);
+/* Points f into the file; checks shapes and that every value is finite. */
+int mf_load(mf_factors *f, const mf_reader *r, const char *prefix, size_t n_users,
+            size_t n_items, bool with_bias);
+
+/* Weighted least squares fold-in (Hu, Koren & Volinsky 2008), items fixed:
+ *   x = (YtY + sum_i (c_i - 1) y_i y_i^T + reg I)^-1  sum_i c_i y_i
+ * with c_i = conf (the same for every history item), YtY = Q^T Q (dim x
+ * dim, precomputed).  Work: O(n dim^2 + dim^3).  Returns EMBER_EINVAL when
+ * the system is not positive definite. */
+int mf_foldin_ls(const mf_factors *f, const double *YtY, const uint32_t *items, size_t n,
+                 double conf, double reg, float *x);
+/* Q^T Q in double (dim x dim). */
+int mf_gram(const mf_factors *f, double *YtY, int threads);
+
+#endif

@@ -1,0 +1,250 @@
+/*
+ * mf_common.c — factor tables, scoring, fold-in and file sections shared by
+ * the factorization models (see mf.h).
+ *
+ * Scoring a vector against all items is a matrix-vector product over the
+ * item table, done row by row with the SIMD dot kernel (the table is read
+ * once; 200,000 x 64 floats is 51 MB).  The least-squares fold-in solves a
+ * dim x dim system by Cholesky in double.
+ */
+#include "models/mf.h"
+
+#include "core/kernels.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int mf_alloc(mf_factors *f, size_t n_users, size_t n_items, size_t dim, bool with_bias)
+{
+    memset(f, 0, sizeof *f);
+    f->n_users = n_users;
+    f->n_items = n_items;
+    f->dim = dim;
+    f->owned[0] = ember_alloc_aligned(n_users * dim ? n_users * dim : 1, sizeof(float));
+    f->owned[1] = ember_alloc_aligned(n_items * dim ? n_items * dim : 1, sizeof(float));
+    if (with_bias) {
+        f->owned[2] = ember_alloc_aligned(n_users ? n_users : 1, sizeof(float));
+        f->owned[3] = ember_alloc_aligned(n_items ? n_items : 1, sizeof(float));
+    }
+    if (!f->owned[0] || !f->owned[1] || (with_bias && (!f->owned[2] || !f->owned[3]))) {
+        mf_free(f);
+        return EMBER_ENOMEM;
+    }
+    memset(f->owned[0], 0, n_users * dim * sizeof(float));
+    memset(f->owned[1], 0, n_items * dim * sizeof(float));
+    if (with_bias) {
+        memset(f->owned[2], 0, n_users * sizeof(float));
+        memset(f->owned[3], 0, n_items * sizeof(float));
+    }
+    f->P = f->owned[0];
+    f->Q = f->owned[1];
+    f->bu = f->owned[2];
+    f->bi = f->owned[3];
+    return EMBER_OK;
+}
+
+void mf_free(mf_factors *f)
+{
+    for (int k = 0; k < 4; k++)
+        free(f->owned[k]);
+    memset(f, 0, sizeof *f);
+}
+
+void mf_init_normal(mf_factors *f, uint64_t seed, double std)
+{
+    ember_rng r;
+    ember_rng_seed(&r, seed);
+    for (size_t k = 0; k < f->n_users * f->dim; k++)
+        f->owned[0][k] = (float)(std * ember_rng_normal(&r));
+    for (size_t k = 0; k < f->n_items * f->dim; k++)
+        f->owned[1][k] = (float)(std * ember_rng_normal(&r));
+}
+
+void mf_score_all(const mf_factors *f, const float *p, float bu, float *out)
+{
+    const ember_kernel_table *K = ember_kernels();
+    size_t d = f->dim;
+    float base = f->mu + bu;
+    for (size_t i = 0; i < f->n_items; i++)
+        out[i] = base + (f->bi ? f->bi[i] : 0.0f) + K->dot(p, f->Q + i * d, d);
+}
+
+void mf_score_items(const mf_factors *f, const float *p, float bu, const uint32_t *items, size_t n,
+                    float *out)
+{
+    const ember_kernel_table *K = ember_kernels();
+    size_t d = f->dim;
+    float base = f->mu + bu;
+    for (size_t k = 0; k < n; k++) {
+        uint32_t i = items[k];
+        out[k] = base + (f->bi ? f->bi[i] : 0.0f) + K->dot(p, f->Q + (size_t)i * d, d);
+    }
+}
+
+static void section_name(char *buf, size_t n, const char *prefix, const char *what)
+{
+    snprintf(buf, n, "%s.%s", prefix, what);
+}
+
+int mf_save(const mf_factors *f, mf_writer *w, const char *prefix)
+{
+    char name[64];
+    int st;
+    uint64_t sp[2] = {f->n_users, f->dim}, sq[2] = {f->n_items, f->dim};
+    section_name(name, sizeof name, prefix, "P");
+    if ((st = mf_add(w, name, MF_F32, 2, sp, f->P)))
+        return st;
+    section_name(name, sizeof name, prefix, "Q");
+    if ((st = mf_add(w, name, MF_F32, 2, sq, f->Q)))
+        return st;
+    section_name(name, sizeof name, prefix, "mu");
+    if ((st = mf_add_1d(w, name, MF_F32, 1, &f->mu)))
+        return st;
+    if (f->bu) {
+        section_name(name, sizeof name, prefix, "bu");
+        if ((st = mf_add_1d(w, name, MF_F32, f->n_users, f->bu)))
+            return st;
+        section_name(name, sizeof name, prefix, "bi");
+        if ((st = mf_add_1d(w, name, MF_F32, f->n_items, f->bi)))
+            return st;
+    }
+    return EMBER_OK;
+}
+
+static bool all_finite(const float *x, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        if (!isfinite(x[k]))
+            return false;
+    return true;
+}
+
+int mf_load(mf_factors *f, const mf_reader *r, const char *prefix, size_t n_users,
+            size_t n_items, bool with_bias)
+{
+    memset(f, 0, sizeof *f);
+    char name[64];
+    uint64_t sp[4], sq[4];
+    section_name(name, sizeof name, prefix, "P");
+    f->P = mf_get(r, name, MF_F32, 2, sp);
+    section_name(name, sizeof name, prefix, "Q");
+    f->Q = mf_get(r, name, MF_F32, 2, sq);
+    if (!f->P || !f->Q)
+        return EMBER_ECORRUPT;
+    if (sp[0] != n_users || sq[0] != n_items || sp[1] != sq[1] || sp[1] == 0 || sp[1] > 4096)
+        return ember_fail(EMBER_ECORRUPT, "%s: factor tables have the wrong shape", prefix);
+    f->n_users = n_users;
+    f->n_items = n_items;
+    f->dim = (size_t)sp[1];
+    section_name(name, sizeof name, prefix, "mu");
+    const float *mu = mf_get_1d(r, name, MF_F32, 1, NULL);
+    if (!mu)
+        return EMBER_ECORRUPT;
+    f->mu = *mu;
+    if (with_bias) {
+        section_name(name, sizeof name, prefix, "bu");
+        f->bu = mf_get_1d(r, name, MF_F32, n_users, NULL);
+        section_name(name, sizeof name, prefix, "bi");
+        f->bi = mf_get_1d(r, name, MF_F32, n_items, NULL);
+        if (!f->bu || !f->bi)
+            return EMBER_ECORRUPT;
+    }
+    if (!isfinite(f->mu) || !all_finite(f->P, n_users * f->dim) ||
+        !all_finite(f->Q, n_items * f->dim) || (f->bu && !all_finite(f->bu, n_users)) ||
+        (f->bi && !all_finite(f->bi, n_items)))
+        return ember_fail(EMBER_ECORRUPT, "%s: factor tables hold non-finite values", prefix);
+    return EMBER_OK;
+}
+
+int mf_gram(const mf_factors *f, double *YtY, int threads)
+{
+    size_t d = f->dim;
+    memset(YtY, 0, d * d * sizeof *YtY);
+    int nt = ember_threads(threads);
+    double *part = ember_calloc((size_t)nt * d * d, sizeof *part);
+    if (!part)
+        return EMBER_ENOMEM;
+#pragma omp parallel num_threads(nt)
+    {
+        double *acc = part + (size_t)omp_get_thread_num() * d * d;
+#pragma omp for schedule(static)
+        for (size_t i = 0; i < f->n_items; i++) {
+            const float *q = f->Q + i * d;
+            for (size_t a = 0; a < d; a++)
+                for (size_t b = 0; b <= a; b++)
+                    acc[a * d + b] += (double)q[a] * q[b];
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        for (size_t k = 0; k < d * d; k++)
+            YtY[k] += part[(size_t)t * d * d + k];
+    for (size_t a = 0; a < d; a++)
+        for (size_t b = 0; b < a; b++)
+            YtY[b * d + a] = YtY[a * d + b];
+    free(part);
+    return EMBER_OK;
+}
+
+/* Solves A x = b in place (A symmetric positive definite, d x d, double). */
+static int cholesky_solve(double *A, double *b, size_t d)
+{
+    for (size_t j = 0; j < d; j++) {
+        double s = A[j * d + j];
+        for (size_t k = 0; k < j; k++)
+            s -= A[j * d + k] * A[j * d + k];
+        if (!(s > 0))
+            return EMBER_EINVAL;
+        double l = sqrt(s);
+        A[j * d + j] = l;
+        for (size_t i = j + 1; i < d; i++) {
+            double t = A[i * d + j];
+            for (size_t k = 0; k < j; k++)
+                t -= A[i * d + k] * A[j * d + k];
+            A[i * d + j] = t / l;
+        }
+    }
+    for (size_t i = 0; i < d; i++) { /* L y = b */
+        double t = b[i];
+        for (size_t k = 0; k < i; k++)
+            t -= A[i * d + k] * b[k];
+        b[i] = t / A[i * d + i];
+    }
+    for (size_t i = d; i-- > 0;) { /* L^T x = y */
+        double t = b[i];
+        for (size_t k = i + 1; k < d; k++)
+            t -= A[k * d + i] * b[k];
+        b[i] = t / A[i * d + i];
+    }
+    return EMBER_OK;
+}
+
+int mf_foldin_ls(const mf_factors *f, const double *YtY, const uint32_t *items, size_t n,
+                 double conf, double reg, float *x)
+{
+    size_t d = f->dim;
+    double *A = ember_alloc(d * d + d, sizeof *A);
+    if (!A)
+        return EMBER_ENOMEM;
+    double *b = A + d * d;
+    memcpy(A, YtY, d * d * sizeof *A);
+    memset(b, 0, d * sizeof *b);
+    for (size_t a = 0; a < d; a++)
+        A[a * d + a] += reg;
+    for (size_t k = 0; k < n; k++) {
+        const float *y = f->Q + (size_t)items[k] * d;
+        for (size_t a = 0; a < d; a++) {
+            b[a] += conf * y[a];
+            for (size_t c = 0; c <= a; c++)
+                A[a * d + c] += (conf - 1.0) * y[a] * y[c];
+        }
+    }
+    int st = cholesky_solve(A, b, d);
+    if (st == EMBER_OK)
+        for (size_t a = 0; a < d; a++)
+            x[a] = (float)b[a];
+    free(A);
+    return st ? ember_fail(st, "fold-in: the system is not positive definite") : EMBER_OK;
+}
