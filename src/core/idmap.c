@@ -136,6 +136,12 @@ int ember_idmap_intern(ember_idmap *m, const char *id, size_t len, uint32_t *ind
     }
     if (ember_grow((void **)&m->chars, &m->chars_cap, m->chars_len + len + 1, 1))
         return EMBER_ENOMEM;
+    if ((n + 1) * 2 > m->mask + 1) {
+        int st = rehash(m, (m->mask + 1) * 2);
+        if (st)
+            return st;
+        lookup(m, id, len, h, &slot); /* the free slot moved */
+    }
     memcpy(m->chars + m->chars_len, id, len);
     m->chars[m->chars_len + len] = '\0';
     m->offset[n] = m->chars_len;
@@ -143,11 +149,6 @@ int ember_idmap_intern(ember_idmap *m, const char *id, size_t len, uint32_t *ind
     m->chars_len += len + 1;
     m->n = n + 1;
     m->slots[slot] = (uint32_t)n + 1;
-    if (m->n * 2 > m->mask + 1) {
-        int st = rehash(m, (m->mask + 1) * 2);
-        if (st)
-            return st;
-    }
     *index = (uint32_t)n;
     return EMBER_OK;
 }
@@ -192,8 +193,9 @@ int idmap_from_chars(const char *chars, size_t len, size_t expect_n, ember_idmap
         pos += l + 1;
     }
     if (m->n != expect_n) {
+        size_t got = m->n;
         ember_idmap_free(m);
-        return ember_fail(EMBER_ECORRUPT, "id table holds %zu ids, header says %zu", m->n, expect_n);
+        return ember_fail(EMBER_ECORRUPT, "id table holds %zu ids, header says %zu", got, expect_n);
     }
     *out = m;
     return EMBER_OK;

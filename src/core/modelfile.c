@@ -192,6 +192,15 @@ int mf_writer_write(mf_writer *w, const char *path)
         free(tmp);
         return st;
     }
+    /* mkstemp makes the file 0600; a model file is shared like any other
+     * (umask is not consulted: reading it is not thread-safe) */
+    if (fchmod(fd, 0644) != 0) {
+        int st = ember_fail(EMBER_EIO, "%s: cannot set permissions: %s", path, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        free(tmp);
+        return st;
+    }
     out_stream o = {.f = fdopen(fd, "wb"), .h = XXH3_createState()};
     if (!o.f || !o.h || XXH3_64bits_reset(o.h) == XXH_ERROR) {
         if (o.f)

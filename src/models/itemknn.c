@@ -137,18 +137,21 @@ static int itemknn_load(ember_model *m, const mf_reader *r)
     if (!s)
         return EMBER_ENOMEM;
     m->state = s;
-    uint64_t nnz, nnz2;
+    uint64_t nnz = 0;
     s->nb_ptr = mf_get_1d(r, "knn.ptr", MF_U64, m->n_items + 1, NULL);
     s->tr_ptr = mf_get_1d(r, "knn.tr_ptr", MF_U64, m->n_items + 1, NULL);
     s->nb_idx = mf_get_1d(r, "knn.idx", MF_U32, UINT64_MAX, &nnz);
+    if (!s->nb_ptr || !s->tr_ptr || !s->nb_idx)
+        return EMBER_ECORRUPT;
+    /* the transpose holds the same entries: the same count */
     s->nb_sim = mf_get_1d(r, "knn.sim", MF_F32, nnz, NULL);
-    s->tr_idx = mf_get_1d(r, "knn.tr_idx", MF_U32, UINT64_MAX, &nnz2);
-    s->tr_sim = mf_get_1d(r, "knn.tr_sim", MF_F32, nnz2, NULL);
-    if (!s->nb_ptr || !s->tr_ptr || !s->nb_idx || !s->nb_sim || !s->tr_idx || !s->tr_sim)
+    s->tr_idx = mf_get_1d(r, "knn.tr_idx", MF_U32, nnz, NULL);
+    s->tr_sim = mf_get_1d(r, "knn.tr_sim", MF_F32, nnz, NULL);
+    if (!s->nb_sim || !s->tr_idx || !s->tr_sim)
         return EMBER_ECORRUPT;
     int st;
     if ((st = knn_validate(s->nb_ptr, s->nb_idx, s->nb_sim, m->n_items, nnz, m->n_items)) ||
-        (st = knn_validate(s->tr_ptr, s->tr_idx, s->tr_sim, m->n_items, nnz2, m->n_items)))
+        (st = knn_validate(s->tr_ptr, s->tr_idx, s->tr_sim, m->n_items, nnz, m->n_items)))
         return st;
     return EMBER_OK;
 }

@@ -23,8 +23,9 @@ int mf_alloc(mf_factors *f, size_t n_users, size_t n_items, size_t dim, bool wit
     f->n_users = n_users;
     f->n_items = n_items;
     f->dim = dim;
-    f->owned[0] = ember_alloc_aligned(n_users * dim ? n_users * dim : 1, sizeof(float));
-    f->owned[1] = ember_alloc_aligned(n_items * dim ? n_items * dim : 1, sizeof(float));
+    size_t pu = n_users * dim, qi = n_items * dim;
+    f->owned[0] = ember_alloc_aligned(pu > 0 ? pu : 1, sizeof(float));
+    f->owned[1] = ember_alloc_aligned(qi > 0 ? qi : 1, sizeof(float));
     if (with_bias) {
         f->owned[2] = ember_alloc_aligned(n_users ? n_users : 1, sizeof(float));
         f->owned[3] = ember_alloc_aligned(n_items ? n_items : 1, sizeof(float));

@@ -312,14 +312,18 @@ int ember_model_fit(ember_model *m, const ember_dataset *train, const ember_data
 
 model_hist_view model_query_history(const ember_model *m, const ember_query *q)
 {
-    model_hist_view v = {0};
+    /* never NULL, so callers may memcpy or loop without checks */
+    static const uint32_t none[1];
+    model_hist_view v = {.a = none, .b = none};
     if (q->user >= 0 && (uint64_t)q->user < m->n_users) {
         uint64_t a = m->hist.ptr[q->user], b = m->hist.ptr[q->user + 1];
         v.a = m->hist.item + a;
         v.na = (size_t)(b - a);
     }
-    v.b = q->hist;
-    v.nb = q->hist ? q->n_hist : 0;
+    if (q->hist) {
+        v.b = q->hist;
+        v.nb = q->n_hist;
+    }
     return v;
 }
 

@@ -176,7 +176,7 @@ static int userknn_load(ember_model *m, const mf_reader *r)
     if (!s)
         return EMBER_ENOMEM;
     m->state = s;
-    uint64_t nnz;
+    uint64_t nnz = 0;
     s->nb_ptr = mf_get_1d(r, "knn.ptr", MF_U64, m->n_users + 1, NULL);
     s->nb_idx = mf_get_1d(r, "knn.idx", MF_U32, UINT64_MAX, &nnz);
     s->nb_sim = mf_get_1d(r, "knn.sim", MF_F32, nnz, NULL);
