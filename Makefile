@@ -34,10 +34,11 @@ check: deps
 
 fuzz: deps
 	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DEMBER_FUZZ=ON >/dev/null
-	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_reader fuzz_modelfile
-	@mkdir -p fuzz/corpus/reader fuzz/corpus/modelfile
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_reader fuzz_modelfile fuzz_http
+	@mkdir -p fuzz/corpus/reader fuzz/corpus/modelfile fuzz/corpus/http
 	./$(FUZZ_BUILD)/fuzz_reader -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -dict=fuzz/reader.dict fuzz/corpus/reader
 	./$(FUZZ_BUILD)/fuzz_modelfile -max_total_time=$(FUZZ_SECONDS) -max_len=65536 fuzz/corpus/modelfile
+	./$(FUZZ_BUILD)/fuzz_http -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -dict=fuzz/http.dict fuzz/corpus/http
 
 bench: build
 	@cmake --build $(BUILD) -j $(JOBS) --target benches

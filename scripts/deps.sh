@@ -2,7 +2,7 @@
 # Installs the Debian packages ember needs to build and test, only those missing.
 # Run as root on Debian 12. Safe to run again: it does nothing when all are present.
 set -eu
-pkgs="cmake make gcc clang libopenblas-dev liblapack-dev libcmocka-dev libxxhash-dev libcjson-dev libmicrohttpd-dev libsqlite3-dev pkg-config"
+pkgs="cmake make gcc clang libopenblas-dev liblapack-dev libcmocka-dev libxxhash-dev libcjson-dev libmicrohttpd-dev libsqlite3-dev pkg-config curl sqlite3"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -11,7 +11,7 @@ E=${1:-build/ember}
     echo '```'
     "$E" --help
     echo '```'
-    for c in train eval recommend similar models "data synth" "data split" "data stats"; do
+    for c in train eval recommend similar serve models "data synth" "data split" "data stats"; do
         echo
         echo "## ember $c"
         echo

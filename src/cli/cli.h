@@ -77,6 +77,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_recommend(int argc, char **argv);
 int cmd_similar(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 int cmd_data_synth(int argc, char **argv);
 int cmd_data_stats(int argc, char **argv);
 int cmd_data_split(int argc, char **argv);

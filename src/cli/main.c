@@ -23,6 +23,7 @@ static const char usage_text[] =
     "  similar    items like an item:  ember similar --model MODEL --item ID [-k 10] [--json]\n"
     "  data       synth | stats | split  (generate, describe, split interaction files)\n"
     "  models     list the models and their parameters\n"
+    "  serve      HTTP API:  ember serve --model MODEL --db EVENTS.sqlite [--port 8080] [--keys FILE]\n"
     "  version    print the version\n"
     "\n"
     "exit codes: 0 ok, 1 failure (bad data, bad model file, i/o), 2 usage error\n";
@@ -51,6 +52,7 @@ int main(int argc, char **argv)
         return cmd_similar(argc - 2, argv + 2);
     if (strcmp(cmd, "models") == 0)
         return cmd_models(argc - 2, argv + 2);
+    if (strcmp(cmd, "serve") == 0) return cmd_serve(argc - 2, argv + 2);
     if (strcmp(cmd, "data") == 0) {
         const char *sub = argc > 2 ? argv[2] : "";
         if (strcmp(sub, "synth") == 0)

@@ -27,7 +27,7 @@ out_has() { if grep -q -- "$1" "$T/out"; then ok; else bad "stdout lacks '$1'"; 
 
 # --- help and usage
 expect 0 "help" -- "$EMBER" --help
-for c in train eval recommend similar models "data synth" "data split" "data stats"; do
+for c in train eval recommend similar serve models "data synth" "data split" "data stats"; do
     # shellcheck disable=SC2086
     expect 0 "$c --help" -- "$EMBER" $c --help
     out_has "usage"

@@ -1,0 +1,1177 @@
+/*
+ * handler.c — serve_handle(): the whole HTTP API as one function of the
+ * server state and one request (method, raw target, Authorization header,
+ * whether the client is local, body), answering a status and a body.  The
+ * libmicrohttpd glue (http.c), the tests and the libFuzzer target call
+ * it, so what is tested and fuzzed is what serves.
+ *
+ * Steps: parse the target (path and percent-encoded query), find the
+ * route (404) and the method (405 with Allow), check the key and its role
+ * (401 / 403), the body size (413), then the route's own handler, which
+ * checks its input strictly (400 with {"error": ...}) before it touches
+ * the model or the store.  The route table is below; docs/api.md
+ * describes every route and error.
+ */
+#include "serve/serve.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define MAX_PARAMS 16
+#define ID_MAX 256
+#define TYPE_MAX 32
+#define PATH_MAX_LEN 4096
+
+typedef struct {
+    char *key, *value;
+} query_param;
+
+typedef struct {
+    serve_server *s;
+    const serve_request *rq;
+    char *query_buf;
+    query_param params[MAX_PARAMS];
+    size_t n_params;
+    const char *tail; /* what follows a prefix route, decoded */
+    char *tail_buf;
+} req_ctx;
+
+typedef void (*route_fn)(req_ctx *c, serve_response *out);
+
+typedef struct {
+    serve_route id;
+    const char *path;   /* exact; a path ending in '/' is a prefix */
+    const char *method;
+    serve_role role;
+    route_fn fn;
+} route_entry;
+
+static void get_recommend(req_ctx *c, serve_response *out);
+static void post_recommend(req_ctx *c, serve_response *out);
+static void get_similar(req_ctx *c, serve_response *out);
+static void post_events(req_ctx *c, serve_response *out);
+static void delete_user(req_ctx *c, serve_response *out);
+static void get_healthz(req_ctx *c, serve_response *out);
+static void get_metrics(req_ctx *c, serve_response *out);
+static void get_model(req_ctx *c, serve_response *out);
+static void post_reload(req_ctx *c, serve_response *out);
+
+static const route_entry routes[] = {
+    {ROUTE_RECOMMEND, "/v1/recommend", "GET", SERVE_ROLE_READ, get_recommend},
+    {ROUTE_RECOMMEND, "/v1/recommend", "POST", SERVE_ROLE_READ, post_recommend},
+    {ROUTE_SIMILAR, "/v1/similar", "GET", SERVE_ROLE_READ, get_similar},
+    {ROUTE_EVENTS, "/v1/events", "POST", SERVE_ROLE_WRITE, post_events},
+    {ROUTE_USERS, "/v1/users/", "DELETE", SERVE_ROLE_WRITE, delete_user},
+    {ROUTE_HEALTHZ, "/healthz", "GET", SERVE_ROLE_NONE, get_healthz},
+    {ROUTE_METRICS, "/metrics", "GET", SERVE_ROLE_READ, get_metrics},
+    {ROUTE_MODEL, "/v1/model", "GET", SERVE_ROLE_READ, get_model},
+    {ROUTE_RELOAD, "/v1/admin/reload", "POST", SERVE_ROLE_ADMIN, post_reload},
+};
+
+static const char json_type[] = "application/json";
+
+/* ---------------------------------------------------------- replies */
+
+static void set_body(serve_response *out, int status, char *body, size_t len, const char *type)
+{
+    free(out->body);
+    out->status = status;
+    out->body = body;
+    out->len = len;
+    out->content_type = type;
+}
+
+/* The last resort when even an error body cannot be allocated: a static
+ * text copied into a tiny malloc, or an empty body. */
+static void reply_oom(serve_response *out)
+{
+    static const char text[] = "{\"error\":\"out of memory\"}";
+    char *p = malloc(sizeof text);
+    if (p)
+        memcpy(p, text, sizeof text);
+    set_body(out, 500, p, p ? sizeof text - 1 : 0, json_type);
+}
+
+static void reply_json(serve_response *out, int status, cJSON *j)
+{
+    char *text = j ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    if (!text) {
+        reply_oom(out);
+        return;
+    }
+    set_body(out, status, text, strlen(text), json_type);
+}
+
+static void reply_error(serve_response *out, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void reply_error(serve_response *out, int status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cJSON *j = cJSON_CreateObject();
+    if (j && !cJSON_AddStringToObject(j, "error", msg)) {
+        cJSON_Delete(j);
+        j = NULL;
+    }
+    reply_json(out, status, j);
+}
+
+/* An HTTP status for a library failure. */
+static int status_of(int st)
+{
+    switch (st) {
+    case EMBER_EINVAL:
+    case EMBER_EFORMAT:
+        return 400;
+    case EMBER_ENOTFOUND:
+        return 404;
+    case EMBER_ETOOBIG:
+        return 413;
+    case EMBER_EUNSUPPORTED:
+        return 501;
+    case EMBER_EIO:
+        return 503;
+    default:
+        return 500;
+    }
+}
+
+/* A short printable copy of client text for messages (control
+ * characters become '?', long text is cut and ends with "..."). */
+static const char *quote(const char *s, char *buf, size_t cap)
+{
+    size_t j = 0, i = 0;
+    for (; s[i] && j + 4 < cap; i++)
+        buf[j++] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+    if (s[i])
+        for (int d = 0; d < 3; d++)
+            buf[j++] = '.';
+    buf[j] = '\0';
+    return buf;
+}
+
+/* Builds JSON without checking each call: cJSON_Add* returns NULL on
+ * failure, which marks the builder failed. */
+typedef struct {
+    bool failed;
+} jb;
+
+static cJSON *jb_check(jb *b, cJSON *v)
+{
+    if (!v)
+        b->failed = true;
+    return v;
+}
+
+/* ---------------------------------------------------------- parsing */
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes s in place ('+' is a space when plus is set); refuses
+ * a bad escape and an encoded NUL. */
+static bool url_decode(char *s, bool plus)
+{
+    char *w = s;
+    for (char *r = s; *r; r++) {
+        if (*r == '%') {
+            int hi = hexval(r[1]), lo = hi < 0 ? -1 : hexval(r[2]);
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+                return false;
+            *w++ = (char)(hi * 16 + lo);
+            r += 2;
+        } else {
+            *w++ = plus && *r == '+' ? ' ' : *r;
+        }
+    }
+    *w = '\0';
+    return true;
+}
+
+/* Splits the query into decoded key/value pairs. */
+static int parse_query(req_ctx *c, const char *q, serve_response *out)
+{
+    c->query_buf = ember_strdup(q);
+    if (!c->query_buf) {
+        reply_oom(out);
+        return -1;
+    }
+    char *save = NULL;
+    for (char *part = strtok_r(c->query_buf, "&", &save); part; part = strtok_r(NULL, "&", &save)) {
+        if (c->n_params == MAX_PARAMS) {
+            reply_error(out, 400, "too many query parameters (at most %d)", MAX_PARAMS);
+            return -1;
+        }
+        char *eq = strchr(part, '=');
+        char *value = eq ? eq + 1 : part + strlen(part);
+        if (eq)
+            *eq = '\0';
+        if (!url_decode(part, true) || !url_decode(value, true)) {
+            reply_error(out, 400, "bad percent-encoding in the query");
+            return -1;
+        }
+        for (size_t i = 0; i < c->n_params; i++)
+            if (strcmp(c->params[i].key, part) == 0) {
+                char b[64];
+                reply_error(out, 400, "query parameter '%s' given twice", quote(part, b, sizeof b));
+                return -1;
+            }
+        c->params[c->n_params++] = (query_param){part, value};
+    }
+    return 0;
+}
+
+/* Refuses query parameters a route does not take (NULL-terminated list). */
+static bool only_params(req_ctx *c, const char *const *allowed, serve_response *out)
+{
+    for (size_t i = 0; i < c->n_params; i++) {
+        bool ok = false;
+        for (size_t j = 0; allowed[j] && !ok; j++)
+            ok = strcmp(c->params[i].key, allowed[j]) == 0;
+        if (!ok) {
+            char b[64];
+            reply_error(out, 400, "unknown query parameter '%s'",
+                        quote(c->params[i].key, b, sizeof b));
+            return false;
+        }
+    }
+    return true;
+}
+
+static const char *param(const req_ctx *c, const char *key)
+{
+    for (size_t i = 0; i < c->n_params; i++)
+        if (strcmp(c->params[i].key, key) == 0)
+            return c->params[i].value;
+    return NULL;
+}
+
+/* An id (user or item) from client text: 1..255 bytes, no control
+ * characters.  Returns a message or NULL. */
+static const char *check_id(const char *s, size_t len)
+{
+    if (len == 0)
+        return "must not be empty";
+    if (len >= ID_MAX)
+        return "is longer than 255 bytes";
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return "holds a control character";
+    return NULL;
+}
+
+static bool k_from_text(req_ctx *c, const char *v, size_t *k, serve_response *out)
+{
+    int64_t x;
+    if (!v) {
+        *k = 10;
+        return true;
+    }
+    if (!ember_parse_i64(v, strlen(v), &x) || x < 1 || (uint64_t)x > c->s->cfg.max_k) {
+        reply_error(out, 400, "k must be an integer in 1..%zu", c->s->cfg.max_k);
+        return false;
+    }
+    *k = (size_t)x;
+    return true;
+}
+
+/* The body as a JSON object (400 and NULL when it is not one). */
+static cJSON *parse_body(req_ctx *c, serve_response *out, bool allow_empty)
+{
+    const serve_request *rq = c->rq;
+    if (rq->len == 0) {
+        if (allow_empty) {
+            cJSON *j = cJSON_CreateObject();
+            if (!j)
+                reply_oom(out);
+            return j;
+        }
+        reply_error(out, 400, "a JSON body is required");
+        return NULL;
+    }
+    if (memchr(rq->body, '\0', rq->len)) {
+        reply_error(out, 400, "malformed JSON: NUL byte in the body");
+        return NULL;
+    }
+    char *text = malloc(rq->len + 1);
+    if (!text) {
+        reply_oom(out);
+        return NULL;
+    }
+    memcpy(text, rq->body, rq->len);
+    text[rq->len] = '\0';
+    const char *end = NULL;
+    /* cJSON also records a parse error in a global; harmless, unused here */
+    cJSON *j = cJSON_ParseWithOpts(text, &end, 1);
+    size_t at = end ? (size_t)(end - text) : 0;
+    free(text);
+    if (!j) {
+        reply_error(out, 400, "malformed JSON near byte %zu", at);
+        return NULL;
+    }
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        reply_error(out, 400, "the body must be a JSON object");
+        return NULL;
+    }
+    return j;
+}
+
+/* Refuses fields an object may not have (NULL-terminated list). */
+static bool only_fields(const cJSON *obj, const char *const *allowed, const char *where,
+                        serve_response *out)
+{
+    for (const cJSON *f = obj->child; f; f = f->next) {
+        bool ok = false;
+        for (size_t j = 0; allowed[j] && !ok; j++)
+            ok = f->string && strcmp(f->string, allowed[j]) == 0;
+        if (!ok) {
+            char b[64];
+            reply_error(out, 400, "%sunknown field '%s'", where,
+                        quote(f->string ? f->string : "", b, sizeof b));
+            return false;
+        }
+        for (const cJSON *g = obj->child; g != f; g = g->next)
+            if (g->string && f->string && strcmp(g->string, f->string) == 0) {
+                char b[64];
+                reply_error(out, 400, "%sfield '%s' given twice", where,
+                            quote(f->string, b, sizeof b));
+                return false;
+            }
+    }
+    return true;
+}
+
+/* A JSON id: a string, or an integer written in decimal (into buf). */
+static const char *json_id(const cJSON *v, char buf[32], const char **why)
+{
+    if (cJSON_IsString(v) && v->valuestring) {
+        *why = check_id(v->valuestring, strlen(v->valuestring));
+        return *why ? NULL : v->valuestring;
+    }
+    if (cJSON_IsNumber(v)) {
+        double d = v->valuedouble;
+        if (d == floor(d) && fabs(d) <= 9007199254740992.0) {
+            snprintf(buf, 32, "%lld", (long long)d);
+            *why = NULL;
+            return buf;
+        }
+        *why = "must be a string or an integer";
+        return NULL;
+    }
+    *why = "must be a string or an integer";
+    return NULL;
+}
+
+/* A list of ids from a JSON array (pointers into v or into bufs). */
+static bool json_ids(const cJSON *v, const char *name, const char ***ids, char (**bufs)[32],
+                     size_t *n, size_t max, serve_response *out)
+{
+    *ids = NULL;
+    *bufs = NULL;
+    *n = 0;
+    if (!v)
+        return true;
+    if (!cJSON_IsArray(v)) {
+        reply_error(out, 400, "%s must be an array of item ids", name);
+        return false;
+    }
+    size_t len = (size_t)cJSON_GetArraySize(v);
+    if (len > max) {
+        reply_error(out, 400, "%s has more than %zu items", name, max);
+        return false;
+    }
+    *ids = ember_alloc(len ? len : 1, sizeof **ids);
+    *bufs = ember_alloc(len ? len : 1, sizeof **bufs);
+    if (!*ids || !*bufs) {
+        reply_oom(out);
+        return false;
+    }
+    for (const cJSON *e = v->child; e; e = e->next) {
+        const char *why;
+        const char *id = json_id(e, (*bufs)[*n], &why);
+        if (!id) {
+            reply_error(out, 400, "%s[%zu] %s", name, *n, why);
+            return false;
+        }
+        (*ids)[(*n)++] = id;
+    }
+    return true;
+}
+
+static bool json_k(req_ctx *c, const cJSON *v, size_t *k, serve_response *out)
+{
+    *k = 10;
+    if (!v)
+        return true;
+    double d = cJSON_IsNumber(v) ? v->valuedouble : -1;
+    if (!cJSON_IsNumber(v) || d != floor(d) || d < 1 || d > (double)c->s->cfg.max_k) {
+        reply_error(out, 400, "k must be an integer in 1..%zu", c->s->cfg.max_k);
+        return false;
+    }
+    *k = (size_t)d;
+    return true;
+}
+
+/* --------------------------------------------------------- recommend */
+
+typedef struct {
+    const char *user; /* NULL: anonymous */
+    const char **history;
+    size_t n_history;
+    const char **exclude;
+    size_t n_exclude;
+    size_t k;
+    bool include_seen;
+} rec_args;
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void add_items(jb *b, cJSON *obj, const ember_model *m, const uint32_t *items,
+                      const float *scores, size_t n)
+{
+    cJSON *arr = jb_check(b, cJSON_AddArrayToObject(obj, "items"));
+    ember_idmap *names = ember_model_items(m);
+    for (size_t i = 0; arr && i < n; i++) {
+        cJSON *e = jb_check(b, cJSON_CreateObject());
+        if (!e)
+            break;
+        cJSON_AddItemToArray(arr, e);
+        jb_check(b, cJSON_AddStringToObject(e, "item", ember_idmap_name(names, items[i])));
+        jb_check(b, cJSON_AddNumberToObject(e, "score", scores[i]));
+    }
+}
+
+static void recommend(req_ctx *c, const rec_args *a, serve_response *out)
+{
+    serve_server *s = c->s;
+    serve_model *sm = serve_model_acquire(s);
+    const ember_model *m = sm->m;
+    ember_idmap *item_map = ember_model_items(m);
+    size_t ni = ember_model_n_items(m);
+    int64_t user = a->user ? ember_idmap_find(ember_model_users(m), a->user, strlen(a->user)) : -1;
+    size_t cap = s->cfg.history_len + a->n_history;
+    uint32_t *hist = ember_alloc(cap ? cap : 1, sizeof *hist);
+    uint32_t *excl = ember_alloc(a->n_exclude ? a->n_exclude : 1, sizeof *excl);
+    uint32_t *items = NULL;
+    float *scores = NULL;
+    cJSON *j = cJSON_CreateObject(), *unknown = NULL;
+    jb b = {.failed = !hist || !excl || !j};
+    if (b.failed)
+        goto done;
+    size_t nh = 0, n_recent = 0, ne = 0;
+    if (a->user)
+        users_history(s->users, a->user, item_map, sm->generation, hist, s->cfg.history_len, &nh,
+                      &n_recent);
+    unknown = jb_check(&b, cJSON_CreateArray());
+    if (!unknown)
+        goto done;
+    for (size_t i = 0; i < a->n_history; i++) {
+        int64_t idx = ember_idmap_find(item_map, a->history[i], strlen(a->history[i]));
+        if (idx >= 0) {
+            hist[nh++] = (uint32_t)idx;
+            continue;
+        }
+        cJSON *name = cJSON_CreateString(a->history[i]);
+        if (!name || !cJSON_AddItemToArray(unknown, name)) {
+            cJSON_Delete(name);
+            b.failed = true;
+        }
+    }
+    if (user < 0 && nh == 0) {
+        char q[80];
+        if (a->user && n_recent == 0 && a->n_history == 0)
+            reply_error(out, 404, "unknown user '%s' (no trained state and no events)",
+                        quote(a->user, q, sizeof q));
+        else if (a->user)
+            reply_error(out, 404, "user '%s' has no item the model knows",
+                        quote(a->user, q, sizeof q));
+        else
+            reply_error(out, 404, "no item of the history is known to the model");
+        goto done;
+    }
+    for (size_t i = 0; i < a->n_exclude; i++) {
+        int64_t idx = ember_idmap_find(item_map, a->exclude[i], strlen(a->exclude[i]));
+        if (idx >= 0)
+            excl[ne++] = (uint32_t)idx;
+    }
+    qsort(excl, ne, sizeof *excl, cmp_u32);
+    size_t want = EMBER_MIN(a->k + ne, ni), n = 0;
+    items = ember_alloc(want ? want : 1, sizeof *items);
+    scores = ember_alloc(want ? want : 1, sizeof *scores);
+    if (!items || !scores) {
+        b.failed = true;
+        goto done;
+    }
+    ember_query q = {.user = user, .hist = nh ? hist : NULL, .n_hist = nh};
+    int st = want ? ember_model_recommend(m, &q, want, !a->include_seen, items, scores, &n)
+                  : EMBER_OK;
+    if (st) {
+        reply_error(out, status_of(st), "recommend: %s", ember_last_error());
+        goto done;
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < n && w < a->k; i++) {
+        if (!isfinite(scores[i]) || bsearch(&items[i], excl, ne, sizeof *excl, cmp_u32))
+            continue;
+        items[w] = items[i];
+        scores[w++] = scores[i];
+    }
+    if (a->user)
+        jb_check(&b, cJSON_AddStringToObject(j, "user", a->user));
+    else
+        jb_check(&b, cJSON_AddNullToObject(j, "user"));
+    jb_check(&b, cJSON_AddStringToObject(j, "model", ember_model_name(m)));
+    jb_check(&b, cJSON_AddStringToObject(j, "version", sm->version));
+    jb_check(&b, cJSON_AddBoolToObject(j, "known_user", user >= 0));
+    jb_check(&b, cJSON_AddNumberToObject(j, "history_used", (double)nh));
+    add_items(&b, j, m, items, scores, w);
+    if (!b.failed && cJSON_AddItemToObject(j, "unknown_items", unknown)) {
+        unknown = NULL;
+        reply_json(out, 200, j);
+        j = NULL;
+    } else {
+        b.failed = true;
+    }
+done:
+    if (b.failed)
+        reply_oom(out);
+    cJSON_Delete(unknown);
+    cJSON_Delete(j);
+    free(hist);
+    free(excl);
+    free(items);
+    free(scores);
+    serve_model_release(sm);
+}
+
+static void get_recommend(req_ctx *c, serve_response *out)
+{
+    static const char *const allowed[] = {"user", "k", "include_seen", NULL};
+    if (!only_params(c, allowed, out))
+        return;
+    rec_args a = {.user = param(c, "user")};
+    const char *why;
+    if (!a.user) {
+        reply_error(out, 400, "the query needs user=ID");
+        return;
+    }
+    if ((why = check_id(a.user, strlen(a.user))) != NULL) {
+        reply_error(out, 400, "user %s", why);
+        return;
+    }
+    if (!k_from_text(c, param(c, "k"), &a.k, out))
+        return;
+    const char *inc = param(c, "include_seen");
+    if (inc && strcmp(inc, "true") != 0 && strcmp(inc, "false") != 0) {
+        reply_error(out, 400, "include_seen must be true or false");
+        return;
+    }
+    a.include_seen = inc && strcmp(inc, "true") == 0;
+    recommend(c, &a, out);
+}
+
+static void post_recommend(req_ctx *c, serve_response *out)
+{
+    static const char *const fields[] = {"user", "history", "k", "exclude", "include_seen", NULL};
+    if (!only_params(c, (const char *const[]){NULL}, out))
+        return;
+    cJSON *j = parse_body(c, out, false);
+    if (!j)
+        return;
+    rec_args a = {0};
+    char ubuf[32], (*hbufs)[32] = NULL, (*ebufs)[32] = NULL;
+    const char *why;
+    if (!only_fields(j, fields, "", out))
+        goto done;
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "user");
+    if (u && !cJSON_IsNull(u) && !(a.user = json_id(u, ubuf, &why))) {
+        reply_error(out, 400, "user %s", why);
+        goto done;
+    }
+    if (!json_k(c, cJSON_GetObjectItemCaseSensitive(j, "k"), &a.k, out))
+        goto done;
+    size_t max_list = 10000;
+    if (!json_ids(cJSON_GetObjectItemCaseSensitive(j, "history"), "history", &a.history, &hbufs,
+                  &a.n_history, max_list, out) ||
+        !json_ids(cJSON_GetObjectItemCaseSensitive(j, "exclude"), "exclude", &a.exclude, &ebufs,
+                  &a.n_exclude, max_list, out))
+        goto done;
+    const cJSON *inc = cJSON_GetObjectItemCaseSensitive(j, "include_seen");
+    if (inc && !cJSON_IsBool(inc)) {
+        reply_error(out, 400, "include_seen must be true or false");
+        goto done;
+    }
+    a.include_seen = inc && cJSON_IsTrue(inc);
+    if (!a.user && a.n_history == 0) {
+        reply_error(out, 400, "give a user, a history, or both");
+        goto done;
+    }
+    recommend(c, &a, out);
+done:
+    free(a.history);
+    free(hbufs);
+    free(a.exclude);
+    free(ebufs);
+    cJSON_Delete(j);
+}
+
+/* ----------------------------------------------------------- similar */
+
+static void get_similar(req_ctx *c, serve_response *out)
+{
+    static const char *const allowed[] = {"item", "k", NULL};
+    if (!only_params(c, allowed, out))
+        return;
+    const char *item = param(c, "item"), *why;
+    size_t k;
+    if (!item) {
+        reply_error(out, 400, "the query needs item=ID");
+        return;
+    }
+    if ((why = check_id(item, strlen(item))) != NULL) {
+        reply_error(out, 400, "item %s", why);
+        return;
+    }
+    if (!k_from_text(c, param(c, "k"), &k, out))
+        return;
+    serve_model *sm = serve_model_acquire(c->s);
+    const ember_model *m = sm->m;
+    int64_t idx = ember_idmap_find(ember_model_items(m), item, strlen(item));
+    if (idx < 0) {
+        char q[80];
+        reply_error(out, 404, "unknown item '%s'", quote(item, q, sizeof q));
+        serve_model_release(sm);
+        return;
+    }
+    k = EMBER_MIN(k, ember_model_n_items(m));
+    uint32_t *items = ember_alloc(k ? k : 1, sizeof *items);
+    float *scores = ember_alloc(k ? k : 1, sizeof *scores);
+    cJSON *j = cJSON_CreateObject();
+    jb b = {.failed = !items || !scores || !j};
+    size_t n = 0;
+    int st = b.failed ? EMBER_ENOMEM
+                      : ember_model_similar(m, (uint32_t)idx, k, items, scores, &n);
+    if (st == EMBER_OK) {
+        size_t w = 0;
+        for (size_t i = 0; i < n; i++)
+            if (isfinite(scores[i])) {
+                items[w] = items[i];
+                scores[w++] = scores[i];
+            }
+        jb_check(&b, cJSON_AddStringToObject(j, "item", item));
+        jb_check(&b, cJSON_AddStringToObject(j, "model", ember_model_name(m)));
+        jb_check(&b, cJSON_AddStringToObject(j, "version", sm->version));
+        add_items(&b, j, m, items, scores, w);
+        if (b.failed) {
+            reply_oom(out);
+        } else {
+            reply_json(out, 200, j);
+            j = NULL;
+        }
+    } else if (st == EMBER_EUNSUPPORTED) {
+        reply_error(out, 501, "%s", ember_last_error());
+    } else {
+        reply_error(out, status_of(st), "similar: %s", ember_last_error());
+    }
+    cJSON_Delete(j);
+    free(items);
+    free(scores);
+    serve_model_release(sm);
+}
+
+/* ------------------------------------------------------------ events */
+
+typedef struct {
+    char user[32], item[32];
+} id_bufs;
+
+/* One event object into ev (strings point into e or bufs). */
+static bool parse_event(const cJSON *e, size_t i, int64_t now, serve_event *ev, id_bufs *bufs,
+                        serve_response *out)
+{
+    static const char *const fields[] = {"user", "item", "type", "value", "timestamp", NULL};
+    char where[48];
+    snprintf(where, sizeof where, "events[%zu]: ", i);
+    if (!cJSON_IsObject(e)) {
+        reply_error(out, 400, "%smust be an object", where);
+        return false;
+    }
+    if (!only_fields(e, fields, where, out))
+        return false;
+    const char *why;
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(e, "user");
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(e, "item");
+    if (!u || !(ev->user = json_id(u, bufs->user, &why))) {
+        reply_error(out, 400, "%suser %s", where, u ? why : "is required");
+        return false;
+    }
+    if (!it || !(ev->item = json_id(it, bufs->item, &why))) {
+        reply_error(out, 400, "%sitem %s", where, it ? why : "is required");
+        return false;
+    }
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(e, "type");
+    ev->type = "view";
+    if (t) {
+        size_t len = cJSON_IsString(t) && t->valuestring ? strlen(t->valuestring) : 0;
+        if (len == 0 || len > TYPE_MAX || check_id(t->valuestring, len)) {
+            reply_error(out, 400, "%stype must be a string of 1..%d printable characters", where,
+                        TYPE_MAX);
+            return false;
+        }
+        ev->type = t->valuestring;
+    }
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(e, "value");
+    ev->value = 1.0;
+    if (v) {
+        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) {
+            reply_error(out, 400, "%svalue must be a number", where);
+            return false;
+        }
+        ev->value = v->valuedouble;
+    }
+    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(e, "timestamp");
+    ev->ts = now;
+    if (ts) {
+        double d = cJSON_IsNumber(ts) ? ts->valuedouble : -1;
+        if (!cJSON_IsNumber(ts) || d != floor(d) || d < 0 || d > 9007199254740992.0) {
+            reply_error(out, 400, "%stimestamp must be a non-negative integer (unix seconds)",
+                        where);
+            return false;
+        }
+        ev->ts = (int64_t)d;
+    }
+    return true;
+}
+
+static void post_events(req_ctx *c, serve_response *out)
+{
+    static const char *const fields[] = {"events", NULL};
+    if (!only_params(c, (const char *const[]){NULL}, out))
+        return;
+    cJSON *j = parse_body(c, out, false);
+    if (!j)
+        return;
+    serve_event *ev = NULL;
+    id_bufs *bufs = NULL;
+    serve_model *sm = NULL;
+    if (!only_fields(j, fields, "", out))
+        goto done;
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(j, "events");
+    if (!cJSON_IsArray(arr)) {
+        reply_error(out, 400, "events must be an array of event objects");
+        goto done;
+    }
+    size_t n = (size_t)cJSON_GetArraySize(arr);
+    if (n == 0) {
+        reply_error(out, 400, "events is empty");
+        goto done;
+    }
+    if (n > c->s->cfg.max_batch) {
+        reply_error(out, 413, "a batch holds at most %zu events (got %zu)", c->s->cfg.max_batch, n);
+        goto done;
+    }
+    ev = ember_alloc(n, sizeof *ev);
+    bufs = ember_alloc(n, sizeof *bufs);
+    if (!ev || !bufs) {
+        reply_oom(out);
+        goto done;
+    }
+    int64_t now = (int64_t)time(NULL);
+    size_t i = 0;
+    for (const cJSON *e = arr->child; e; e = e->next, i++)
+        if (!parse_event(e, i, now, &ev[i], &bufs[i], out))
+            goto done;
+    int st = store_append(c->s->store, ev, n, serve_now_ms());
+    if (st) {
+        reply_error(out, st == EMBER_ENOMEM ? 500 : 503, "event store: %s",
+                    ember_last_error());
+        goto done;
+    }
+    sm = serve_model_acquire(c->s);
+    size_t unknown_items = 0, unknown_users = 0;
+    for (i = 0; i < n; i++) {
+        unknown_items += ember_idmap_find(ember_model_items(sm->m), ev[i].item,
+                                          strlen(ev[i].item)) < 0;
+        unknown_users += ember_idmap_find(ember_model_users(sm->m), ev[i].user,
+                                          strlen(ev[i].user)) < 0;
+    }
+    serve_metrics *mt = c->s->metrics;
+    atomic_fetch_add_explicit(&mt->events_ingested, n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&mt->events_unknown_item, unknown_items, memory_order_relaxed);
+    atomic_fetch_add_explicit(&mt->events_unknown_user, unknown_users, memory_order_relaxed);
+    cJSON *r = cJSON_CreateObject();
+    jb b = {.failed = !r};
+    jb_check(&b, cJSON_AddNumberToObject(r, "stored", (double)n));
+    jb_check(&b, cJSON_AddNumberToObject(r, "unknown_items", (double)unknown_items));
+    jb_check(&b, cJSON_AddNumberToObject(r, "unknown_users", (double)unknown_users));
+    if (b.failed) {
+        cJSON_Delete(r);
+        reply_oom(out);
+    } else {
+        reply_json(out, 200, r);
+    }
+done:
+    serve_model_release(sm);
+    free(ev);
+    free(bufs);
+    cJSON_Delete(j);
+}
+
+/* ------------------------------------------------------------- users */
+
+static void delete_user(req_ctx *c, serve_response *out)
+{
+    if (!only_params(c, (const char *const[]){NULL}, out))
+        return;
+    const char *user = c->tail, *why;
+    if ((why = check_id(user, strlen(user))) != NULL) {
+        reply_error(out, 400, "user id %s", why);
+        return;
+    }
+    size_t deleted = 0;
+    bool erased = false;
+    int st = store_delete_user(c->s->store, user, &deleted, &erased);
+    if (st) {
+        reply_error(out, st == EMBER_ENOMEM ? 500 : 503, "user not deleted: %s",
+                    ember_last_error());
+        return;
+    }
+    if (deleted == 0 && !erased) {
+        char q[80];
+        reply_error(out, 404, "user '%s' has no stored events", quote(user, q, sizeof q));
+        return;
+    }
+    atomic_fetch_add_explicit(&c->s->metrics->users_deleted, 1, memory_order_relaxed);
+    cJSON *r = cJSON_CreateObject();
+    jb b = {.failed = !r};
+    jb_check(&b, cJSON_AddStringToObject(r, "user", user));
+    jb_check(&b, cJSON_AddNumberToObject(r, "deleted_events", (double)deleted));
+    jb_check(&b, cJSON_AddBoolToObject(r, "erased_from_memory", erased));
+    if (b.failed) {
+        cJSON_Delete(r);
+        reply_oom(out);
+        return;
+    }
+    reply_json(out, 200, r);
+}
+
+/* ---------------------------------------------- health, model, metrics */
+
+static void get_healthz(req_ctx *c, serve_response *out)
+{
+    if (!only_params(c, (const char *const[]){NULL}, out))
+        return;
+    serve_model *sm = serve_model_acquire(c->s);
+    cJSON *r = cJSON_CreateObject();
+    jb b = {.failed = !r};
+    jb_check(&b, cJSON_AddStringToObject(r, "status", "ok"));
+    jb_check(&b, cJSON_AddStringToObject(r, "model", ember_model_name(sm->m)));
+    jb_check(&b, cJSON_AddStringToObject(r, "version", sm->version));
+    serve_model_release(sm);
+    if (b.failed) {
+        cJSON_Delete(r);
+        reply_oom(out);
+        return;
+    }
+    reply_json(out, 200, r);
+}
+
+/* The model's description, shared by GET /v1/model and the reload answer. */
+static cJSON *model_json(serve_server *s, const serve_model *sm, jb *b)
+{
+    cJSON *r = jb_check(b, cJSON_CreateObject());
+    if (!r)
+        return NULL;
+    const ember_model *m = sm->m;
+    jb_check(b, cJSON_AddStringToObject(r, "name", ember_model_name(m)));
+    jb_check(b, cJSON_AddStringToObject(r, "version", sm->version));
+    jb_check(b, cJSON_AddNumberToObject(r, "generation", (double)sm->generation));
+    jb_check(b, cJSON_AddStringToObject(r, "file", sm->path));
+    cJSON *params = cJSON_Parse(ember_model_params_json(m));
+    if (params)
+        cJSON_AddItemToObject(r, "params", params);
+    else
+        jb_check(b, cJSON_AddObjectToObject(r, "params"));
+    size_t n_users = ember_idmap_size(ember_model_users(m));
+    jb_check(b, cJSON_AddNumberToObject(r, "users", (double)n_users));
+    jb_check(b, cJSON_AddNumberToObject(r, "items", (double)ember_model_n_items(m)));
+    jb_check(b, cJSON_AddBoolToObject(r, "predicts_ratings", ember_model_predicts_ratings(m)));
+    jb_check(b, cJSON_AddNumberToObject(r, "loaded_at_ms", (double)sm->loaded_ms));
+    jb_check(b, cJSON_AddNumberToObject(r, "events_stored", (double)store_count(s->store)));
+    jb_check(b, cJSON_AddNumberToObject(r, "users_in_memory", (double)users_count(s->users)));
+    return r;
+}
+
+static void get_model(req_ctx *c, serve_response *out)
+{
+    if (!only_params(c, (const char *const[]){NULL}, out))
+        return;
+    serve_model *sm = serve_model_acquire(c->s);
+    jb b = {0};
+    cJSON *r = model_json(c->s, sm, &b);
+    serve_model_release(sm);
+    if (b.failed) {
+        cJSON_Delete(r);
+        reply_oom(out);
+        return;
+    }
+    reply_json(out, 200, r);
+}
+
+static void get_metrics(req_ctx *c, serve_response *out)
+{
+    if (!only_params(c, (const char *const[]){NULL}, out))
+        return;
+    serve_server *s = c->s;
+    serve_buf b = {0};
+    metrics_write(s->metrics, &b);
+    serve_model *sm = serve_model_acquire(s);
+    buf_printf(&b, "# HELP ember_model_info The model being served.\n"
+                   "# TYPE ember_model_info gauge\nember_model_info{name=\"");
+    metrics_label(&b, ember_model_name(sm->m));
+    buf_printf(&b, "\",version=\"%s\",file=\"", sm->version);
+    metrics_label(&b, sm->path);
+    buf_printf(&b, "\"} 1\n"
+                   "# HELP ember_model_generation Models loaded since start (1 = the first).\n"
+                   "# TYPE ember_model_generation gauge\nember_model_generation %llu\n"
+                   "# HELP ember_model_items Items the model knows.\n"
+                   "# TYPE ember_model_items gauge\nember_model_items %zu\n"
+                   "# HELP ember_model_users Users the model was trained on.\n"
+                   "# TYPE ember_model_users gauge\nember_model_users %zu\n",
+               (unsigned long long)sm->generation, ember_model_n_items(sm->m),
+               ember_idmap_size(ember_model_users(sm->m)));
+    serve_model_release(sm);
+    buf_printf(&b, "# HELP ember_events_stored Events in the event store.\n"
+                   "# TYPE ember_events_stored gauge\nember_events_stored %llu\n"
+                   "# HELP ember_store_commits_total Transactions committed by the event writer.\n"
+                   "# TYPE ember_store_commits_total counter\nember_store_commits_total %llu\n"
+                   "# HELP ember_users_in_memory Users with recent events in memory.\n"
+                   "# TYPE ember_users_in_memory gauge\nember_users_in_memory %zu\n"
+                   "# HELP ember_uptime_seconds Seconds since the server started.\n"
+                   "# TYPE ember_uptime_seconds gauge\nember_uptime_seconds %.3f\n",
+               (unsigned long long)store_count(s->store),
+               (unsigned long long)store_commits(s->store), users_count(s->users),
+               (double)(serve_now_ms() - s->started_ms) / 1000.0);
+    if (b.failed) {
+        free(b.p);
+        reply_oom(out);
+        return;
+    }
+    set_body(out, 200, b.p, b.len, "text/plain; version=0.0.4; charset=utf-8");
+}
+
+static void post_reload(req_ctx *c, serve_response *out)
+{
+    static const char *const fields[] = {"path", NULL};
+    if (!only_params(c, (const char *const[]){NULL}, out))
+        return;
+    cJSON *j = parse_body(c, out, true);
+    if (!j)
+        return;
+    const char *path = NULL;
+    if (!only_fields(j, fields, "", out))
+        goto done;
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "path");
+    if (p) {
+        size_t len = cJSON_IsString(p) && p->valuestring ? strlen(p->valuestring) : 0;
+        if (len == 0 || len > PATH_MAX_LEN) {
+            reply_error(out, 400, "path must be a non-empty string");
+            goto done;
+        }
+        path = p->valuestring;
+    }
+    serve_model *before = serve_model_acquire(c->s);
+    char previous[17];
+    memcpy(previous, before->version, sizeof previous);
+    serve_model_release(before);
+    int st = serve_reload(c->s, path);
+    if (st) {
+        reply_error(out, st == EMBER_ENOMEM ? 500 : 422,
+                    "model not reloaded, the previous one keeps serving: %s", ember_last_error());
+        goto done;
+    }
+    serve_model *sm = serve_model_acquire(c->s);
+    jb b = {0};
+    cJSON *r = model_json(c->s, sm, &b);
+    serve_model_release(sm);
+    if (r)
+        jb_check(&b, cJSON_AddStringToObject(r, "previous_version", previous));
+    if (b.failed) {
+        cJSON_Delete(r);
+        reply_oom(out);
+    } else {
+        reply_json(out, 200, r);
+    }
+done:
+    cJSON_Delete(j);
+}
+
+/* ---------------------------------------------------------- dispatch */
+
+/* The key of "Authorization: Bearer KEY" (scheme case-insensitive). */
+static bool bearer(const char *h, const char **key, size_t *len)
+{
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+        return false;
+    h += 7;
+    while (*h == ' ')
+        h++;
+    size_t n = strlen(h);
+    while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t'))
+        n--;
+    *key = h;
+    *len = n;
+    return n > 0;
+}
+
+/* 0 when the request may go on, else the status already replied. */
+static int check_access(serve_server *s, const serve_request *rq, serve_role need,
+                        serve_response *out)
+{
+    if (need == SERVE_ROLE_NONE)
+        return 0;
+    if (!s->keys) {
+        if (need >= SERVE_ROLE_WRITE && !rq->local) {
+            reply_error(out, 403, "without a key file, only clients on 127.0.0.1 may write");
+            return 403;
+        }
+        return 0;
+    }
+    const char *key;
+    size_t len;
+    if (!bearer(rq->authorization, &key, &len)) {
+        reply_error(out, 401, "an API key is required (Authorization: Bearer KEY)");
+        out->challenge = true;
+        return 401;
+    }
+    serve_role have = serve_keys_role(s->keys, key, len);
+    if (have == SERVE_ROLE_NONE) {
+        reply_error(out, 401, "invalid API key");
+        out->challenge = true;
+        return 401;
+    }
+    if (have < need) {
+        reply_error(out, 403, "this route needs the %s role; the key has %s",
+                    serve_role_name(need), serve_role_name(have));
+        return 403;
+    }
+    return 0;
+}
+
+static bool path_matches(const route_entry *r, const char *path, size_t len)
+{
+    size_t n = strlen(r->path);
+    if (r->path[n - 1] == '/')
+        return len > n && memcmp(path, r->path, n) == 0 && !memchr(path + n, '/', len - n);
+    return len == n && memcmp(path, r->path, n) == 0;
+}
+
+static serve_route dispatch(serve_server *s, const serve_request *rq, serve_response *out)
+{
+    req_ctx c = {.s = s, .rq = rq};
+    const char *target = rq->target ? rq->target : "";
+    const char *method = rq->method ? rq->method : "";
+    if (strcmp(method, "HEAD") == 0)
+        method = "GET";
+    size_t path_len = strcspn(target, "?");
+    if (target[0] != '/' || path_len > PATH_MAX_LEN) {
+        reply_error(out, 400, "bad request target");
+        return ROUTE_OTHER;
+    }
+    const route_entry *found = NULL, *any = NULL;
+    for (size_t i = 0; i < EMBER_ARRAY_LEN(routes); i++) {
+        if (!path_matches(&routes[i], target, path_len))
+            continue;
+        if (!any)
+            any = &routes[i];
+        /* the Allow header: every method of the path, HEAD with GET */
+        const char *m = routes[i].method;
+        size_t used = strlen(out->allow);
+        snprintf(out->allow + used, sizeof out->allow - used, "%s%s%s", used ? ", " : "", m,
+                 strcmp(m, "GET") == 0 ? ", HEAD" : "");
+        if (strcmp(m, method) == 0)
+            found = &routes[i];
+    }
+    if (!any) {
+        reply_error(out, 404, "no such route");
+        return ROUTE_OTHER;
+    }
+    if (!found) {
+        char q[32];
+        reply_error(out, 405, "method %s not allowed here (allowed: %s)",
+                    quote(rq->method ? rq->method : "", q, sizeof q), out->allow);
+        return any->id;
+    }
+    out->allow[0] = '\0';
+    if (check_access(s, rq, found->role, out))
+        return found->id;
+    if (rq->len > s->cfg.max_body) {
+        reply_error(out, 413, "the body is over the %zu-byte limit", s->cfg.max_body);
+        return found->id;
+    }
+    if (target[path_len] == '?' && parse_query(&c, target + path_len + 1, out) != 0)
+        goto done;
+    size_t plen = strlen(found->path);
+    if (found->path[plen - 1] == '/') {
+        c.tail_buf = ember_alloc(path_len - plen + 1, 1);
+        if (!c.tail_buf) {
+            reply_oom(out);
+            goto done;
+        }
+        memcpy(c.tail_buf, target + plen, path_len - plen);
+        c.tail_buf[path_len - plen] = '\0';
+        if (!url_decode(c.tail_buf, false)) {
+            reply_error(out, 400, "bad percent-encoding in the path");
+            goto done;
+        }
+        c.tail = c.tail_buf;
+    }
+    found->fn(&c, out);
+done:
+    free(c.query_buf);
+    free(c.tail_buf);
+    return found->id;
+}
+
+int serve_handle(serve_server *s, const serve_request *rq, serve_response *out)
+{
+    double t0 = ember_now();
+    memset(out, 0, sizeof *out);
+    serve_route r = dispatch(s, rq, out);
+    if (!out->body) /* a route that forgot to answer is a bug; never an empty reply */
+        reply_error(out, 500, "internal error: no answer");
+    metrics_observe(s->metrics, r, out->status, ember_now() - t0);
+    return out->status;
+}
+
+void serve_response_free(serve_response *r)
+{
+    if (!r)
+        return;
+    free(r->body);
+    r->body = NULL;
+    r->len = 0;
+}

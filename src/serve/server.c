@@ -1,0 +1,245 @@
+/*
+ * server.c — the server object: its configuration, the active model, the
+ * event store, the per-user state and the keys, created and torn down
+ * together.
+ *
+ * The active model sits behind one pointer.  A request takes a reference
+ * (the pointer read and the count bumped under a small mutex, a few
+ * nanoseconds, never held while scoring), uses the model, and drops the
+ * reference.  A reload loads the new file outside any lock, swaps the
+ * pointer under the mutex and drops the server's reference to the old
+ * model: requests in flight finish on the old one, and whoever drops the
+ * last reference frees it.  A file that does not load leaves the old
+ * model serving.  Each model gets a new generation number, which keys
+ * the per-user caches of resolved item indices (users.c).
+ */
+#include "serve/serve.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+void serve_config_init(serve_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->bind = "127.0.0.1";
+    c->port = 8080;
+    c->threads = 2;
+    c->max_body = 1u << 20;
+    c->max_batch = 10000;
+    c->max_k = 1000;
+    c->history_len = 200;
+    c->durable = true;
+}
+
+int64_t serve_now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* The version of a model file: its trailer checksum (modelfile.h: the
+ * last 16 bytes are the XXH3 of the rest, then "EMBEREND"). */
+static void file_version(const char *path, char out[17])
+{
+    snprintf(out, 17, "unknown");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    struct stat sb;
+    unsigned char tail[16];
+    if (fstat(fd, &sb) == 0 && sb.st_size >= 16 &&
+        pread(fd, tail, sizeof tail, sb.st_size - 16) == (ssize_t)sizeof tail &&
+        memcmp(tail + 8, "EMBEREND", 8) == 0) {
+        uint64_t sum;
+        memcpy(&sum, tail, 8);
+        snprintf(out, 17, "%016llx", (unsigned long long)sum);
+    }
+    close(fd);
+}
+
+static void model_free(serve_model *sm)
+{
+    if (!sm)
+        return;
+    ember_model_free(sm->m);
+    free(sm->path);
+    free(sm);
+}
+
+/* Loads a model file; only regular files (a FIFO or a device could block
+ * or never end). */
+static int model_open(const char *path, uint64_t generation, serve_model **out)
+{
+    *out = NULL;
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return ember_fail(EMBER_EIO, "%s: %s", path, strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return ember_fail(EMBER_EINVAL, "%s: not a regular file", path);
+    serve_model *sm = ember_calloc(1, sizeof *sm);
+    if (!sm)
+        return EMBER_ENOMEM;
+    sm->path = ember_strdup(path);
+    if (!sm->path) {
+        free(sm);
+        return EMBER_ENOMEM;
+    }
+    int st = ember_model_load(path, &sm->m);
+    if (st) {
+        model_free(sm);
+        return st;
+    }
+    atomic_init(&sm->refs, 1);
+    sm->generation = generation;
+    sm->loaded_ms = serve_now_ms();
+    file_version(path, sm->version);
+    *out = sm;
+    return EMBER_OK;
+}
+
+serve_model *serve_model_acquire(serve_server *s)
+{
+    pthread_mutex_lock(&s->model_lock);
+    serve_model *sm = s->model;
+    atomic_fetch_add_explicit(&sm->refs, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&s->model_lock);
+    return sm;
+}
+
+void serve_model_release(serve_model *sm)
+{
+    if (sm && atomic_fetch_sub_explicit(&sm->refs, 1, memory_order_acq_rel) == 1)
+        model_free(sm);
+}
+
+int serve_reload(serve_server *s, const char *path)
+{
+    pthread_mutex_lock(&s->reload_lock);
+    serve_model *cur = serve_model_acquire(s);
+    char *own = ember_strdup(path ? path : cur->path);
+    serve_model_release(cur);
+    serve_model *sm = NULL;
+    int st = own ? model_open(own, s->generations + 1, &sm) : EMBER_ENOMEM;
+    free(own);
+    if (st == EMBER_OK) {
+        s->generations++;
+        pthread_mutex_lock(&s->model_lock);
+        serve_model *old = s->model;
+        s->model = sm;
+        pthread_mutex_unlock(&s->model_lock);
+        serve_model_release(old);
+        atomic_fetch_add(&s->metrics->reloads_ok, 1);
+    } else {
+        atomic_fetch_add(&s->metrics->reloads_failed, 1);
+    }
+    pthread_mutex_unlock(&s->reload_lock);
+    return st;
+}
+
+/* ------------------------------------------------------------ hooks */
+
+static int apply_events(void *ctx, const serve_event *ev, size_t n)
+{
+    serve_users *u = ctx;
+    for (size_t i = 0; i < n; i++) {
+        int st = users_append(u, ev[i].user, ev[i].item, ev[i].ts);
+        if (st)
+            return st;
+    }
+    return EMBER_OK;
+}
+
+static bool erase_user(void *ctx, const char *user)
+{
+    return users_erase(ctx, user);
+}
+
+/* ---------------------------------------------------------- lifetime */
+
+static int copy_config(serve_server *s, const serve_config *c)
+{
+    s->cfg = *c;
+    s->cfg.model_path = ember_strdup(c->model_path);
+    s->cfg.db_path = ember_strdup(c->db_path);
+    s->cfg.bind = ember_strdup(c->bind ? c->bind : "127.0.0.1");
+    s->cfg.keys_path = c->keys_path ? ember_strdup(c->keys_path) : NULL;
+    if (!s->cfg.model_path || !s->cfg.db_path || !s->cfg.bind ||
+        (c->keys_path && !s->cfg.keys_path))
+        return EMBER_ENOMEM;
+    return EMBER_OK;
+}
+
+static int check_config(const serve_config *c)
+{
+    if (!c->model_path || !c->db_path)
+        return ember_fail(EMBER_EINVAL, "a model file and an event database are required");
+    if (c->threads < 1 || c->threads > 256)
+        return ember_fail(EMBER_EINVAL, "threads must be in 1..256");
+    if (c->max_body < 64 || c->max_batch < 1 || c->max_k < 1 || c->history_len < 1)
+        return ember_fail(EMBER_EINVAL, "body limit, batch size, k and history must be positive");
+    return EMBER_OK;
+}
+
+int serve_new(const serve_config *c, serve_server **out)
+{
+    *out = NULL;
+    int st = check_config(c);
+    if (st)
+        return st;
+    serve_server *s = ember_calloc(1, sizeof *s);
+    if (!s)
+        return EMBER_ENOMEM;
+    pthread_mutex_init(&s->model_lock, NULL);
+    pthread_mutex_init(&s->reload_lock, NULL);
+    s->started_ms = serve_now_ms();
+    s->metrics = ember_calloc(1, sizeof *s->metrics);
+    st = s->metrics ? copy_config(s, c) : EMBER_ENOMEM;
+    if (st == EMBER_OK)
+        st = model_open(s->cfg.model_path, 1, &s->model);
+    if (st == EMBER_OK) {
+        s->generations = 1;
+        if (s->cfg.keys_path)
+            st = serve_keys_load(s->cfg.keys_path, &s->keys);
+    }
+    if (st == EMBER_OK)
+        st = users_new(s->cfg.history_len, &s->users);
+    if (st == EMBER_OK)
+        st = store_open(s->cfg.db_path, s->cfg.durable, &s->store);
+    store_hooks hooks = {apply_events, erase_user, s->users};
+    if (st == EMBER_OK)
+        st = store_replay(s->store, &hooks, &s->replayed);
+    if (st == EMBER_OK)
+        st = store_start(s->store, &hooks);
+    if (st) {
+        serve_free(s);
+        return st;
+    }
+    *out = s;
+    return EMBER_OK;
+}
+
+void serve_free(serve_server *s)
+{
+    if (!s)
+        return;
+    serve_http_stop(s);
+    store_close(s->store);
+    users_free(s->users);
+    serve_keys_free(s->keys);
+    serve_model_release(s->model);
+    free(s->metrics);
+    free((char *)s->cfg.model_path);
+    free((char *)s->cfg.db_path);
+    free((char *)s->cfg.bind);
+    free((char *)s->cfg.keys_path);
+    pthread_mutex_destroy(&s->model_lock);
+    pthread_mutex_destroy(&s->reload_lock);
+    free(s);
+}
