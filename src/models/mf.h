@@ -20,7 +20,11 @@ typedef struct {
     float *owned[4]; /* P, Q, bu, bi of a fitted model (NULL when loaded) */
 } mf_factors;
 
-/* Allocates zeroed tables (biases only when with_bias). */
+/* A zeroed rows x dim float table (free() releases it), 64-byte aligned; a
+ * large one 2 MB aligned and advised onto transparent huge pages, so that
+ * SGD's random row access does not pay a TLB miss per row. */
+float *mf_alloc_table(size_t rows, size_t dim);
+/* Allocates zeroed tables (biases only when with_bias) with mf_alloc_table. */
 int mf_alloc(mf_factors *f, size_t n_users, size_t n_items, size_t dim, bool with_bias);
 void mf_free(mf_factors *f);
 /* Fills P and Q with N(0, std^2), from seed. */
@@ -36,6 +40,13 @@ void mf_score_all(const mf_factors *f, const float *p, float bu, float *out);
 /* The same for items[0..n). */
 void mf_score_items(const mf_factors *f, const float *p, float bu, const uint32_t *items, size_t n,
                     float *out);
+
+/* out[j] = cosine of item vectors Q[item] and Q[j] (0 for a zero vector).
+ * inv_norm: 1/|Q[j]| per item (0 for a zero row) from mf_inv_norms, or
+ * NULL to compute the norms on the fly. */
+void mf_similar_cosine(const mf_factors *f, const float *inv_norm, uint32_t item, float *out);
+/* 1/|Q[i]| for every item (0 for a zero row); the caller frees. */
+float *mf_inv_norms(const mf_factors *f);
 
 /* Sections "<prefix>.P", ".Q", ".bu", ".bi" and a "<prefix>.mu" scalar. */
 int mf_save(const mf_factors *f, mf_writer *w, const char *prefix);

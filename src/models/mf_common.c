@@ -16,6 +16,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+float *mf_alloc_table(size_t rows, size_t dim)
+{
+    size_t huge = (size_t)2 << 20;
+    if (dim && rows > SIZE_MAX / sizeof(float) / dim) {
+        ember_fail(EMBER_ENOMEM, "out of memory (a %zu x %zu table)", rows, dim);
+        return NULL;
+    }
+    size_t n = rows * dim > 0 ? rows * dim : 1;
+    size_t bytes = n * sizeof(float);
+    void *p = NULL;
+    if (bytes < 2 * huge) {
+        p = ember_alloc_aligned(n, sizeof(float));
+    } else {
+        size_t padded = (bytes + huge - 1) / huge * huge;
+        if (posix_memalign(&p, huge, padded) != 0) {
+            ember_fail(EMBER_ENOMEM, "out of memory (%zu bytes)", padded);
+            return NULL;
+        }
+        madvise(p, padded, MADV_HUGEPAGE); /* advice only: failure is harmless */
+    }
+    if (p)
+        memset(p, 0, bytes);
+    return p;
+}
 
 int mf_alloc(mf_factors *f, size_t n_users, size_t n_items, size_t dim, bool with_bias)
 {
@@ -23,22 +49,15 @@ int mf_alloc(mf_factors *f, size_t n_users, size_t n_items, size_t dim, bool wit
     f->n_users = n_users;
     f->n_items = n_items;
     f->dim = dim;
-    size_t pu = n_users * dim, qi = n_items * dim;
-    f->owned[0] = ember_alloc_aligned(pu > 0 ? pu : 1, sizeof(float));
-    f->owned[1] = ember_alloc_aligned(qi > 0 ? qi : 1, sizeof(float));
+    f->owned[0] = mf_alloc_table(n_users, dim);
+    f->owned[1] = mf_alloc_table(n_items, dim);
     if (with_bias) {
-        f->owned[2] = ember_alloc_aligned(n_users ? n_users : 1, sizeof(float));
-        f->owned[3] = ember_alloc_aligned(n_items ? n_items : 1, sizeof(float));
+        f->owned[2] = mf_alloc_table(n_users, 1);
+        f->owned[3] = mf_alloc_table(n_items, 1);
     }
     if (!f->owned[0] || !f->owned[1] || (with_bias && (!f->owned[2] || !f->owned[3]))) {
         mf_free(f);
         return EMBER_ENOMEM;
-    }
-    memset(f->owned[0], 0, n_users * dim * sizeof(float));
-    memset(f->owned[1], 0, n_items * dim * sizeof(float));
-    if (with_bias) {
-        memset(f->owned[2], 0, n_users * sizeof(float));
-        memset(f->owned[3], 0, n_items * sizeof(float));
     }
     f->P = f->owned[0];
     f->Q = f->owned[1];
@@ -82,6 +101,40 @@ void mf_score_items(const mf_factors *f, const float *p, float bu, const uint32_
     for (size_t k = 0; k < n; k++) {
         uint32_t i = items[k];
         out[k] = base + (f->bi ? f->bi[i] : 0.0f) + K->dot(p, f->Q + (size_t)i * d, d);
+    }
+}
+
+float *mf_inv_norms(const mf_factors *f)
+{
+    float *inv = ember_alloc(f->n_items ? f->n_items : 1, sizeof *inv);
+    if (!inv)
+        return NULL;
+    const ember_kernel_table *K = ember_kernels();
+    for (size_t i = 0; i < f->n_items; i++) {
+        const float *q = f->Q + i * f->dim;
+        float n = sqrtf(K->dot(q, q, f->dim));
+        inv[i] = n > 0 ? 1.0f / n : 0.0f;
+    }
+    return inv;
+}
+
+void mf_similar_cosine(const mf_factors *f, const float *inv_norm, uint32_t item, float *out)
+{
+    const ember_kernel_table *K = ember_kernels();
+    size_t d = f->dim;
+    const float *a = f->Q + (size_t)item * d;
+    float na = sqrtf(K->dot(a, a, d));
+    float ia = na > 0 ? 1.0f / na : 0.0f;
+    for (size_t j = 0; j < f->n_items; j++) {
+        const float *b = f->Q + j * d;
+        float ib;
+        if (inv_norm) {
+            ib = inv_norm[j];
+        } else {
+            float nb = sqrtf(K->dot(b, b, d));
+            ib = nb > 0 ? 1.0f / nb : 0.0f;
+        }
+        out[j] = K->dot(a, b, d) * ia * ib;
     }
 }
 

@@ -7,12 +7,18 @@
 #include <string.h>
 
 extern const ember_model_ops model_pop, model_itemknn, model_userknn, model_ease;
+extern const ember_model_ops model_als, model_bpr;
+extern const ember_model_ops model_svd, model_svdpp;
 
 static const ember_model_ops *const registry[] = {
     &model_pop,
     &model_itemknn,
     &model_userknn,
+    &model_svd,
+    &model_svdpp,
     &model_ease,
+    &model_als,
+    &model_bpr,
 };
 
 const ember_model_ops *model_find(const char *name)
