@@ -130,9 +130,16 @@ static char *params_to_json(const ember_model_ops *ops, const void *params)
         case PARAM_INT:
             snprintf(buf, sizeof buf, "%lld", (long long)*(const int64_t *)f);
             break;
-        case PARAM_FLOAT:
-            snprintf(buf, sizeof buf, "%.17g", *(const double *)f);
+        case PARAM_FLOAT: {
+            /* the shortest text that reads back as the same double */
+            double v = *(const double *)f;
+            for (int prec = 6; prec <= 17; prec++) {
+                snprintf(buf, sizeof buf, "%.*g", prec, v);
+                if (strtod(buf, NULL) == v)
+                    break;
+            }
             break;
+        }
         case PARAM_BOOL:
             snprintf(buf, sizeof buf, "%s", *(const int *)f ? "true" : "false");
             break;
