@@ -649,30 +649,14 @@ static int query_vector(const ember_model *m, const ember_query *q, float *x, co
 static int als_score_all(const ember_model *m, const ember_query *q, float *out)
 {
     const als_state *s = m->state;
-    float *x = ember_alloc_aligned(s->f.dim, sizeof *x);
-    if (!x)
-        return EMBER_ENOMEM;
-    const float *u;
-    int st = query_vector(m, q, x, &u);
-    if (st == EMBER_OK)
-        mf_score_all(&s->f, u, 0.0f, out);
-    free(x);
-    return st;
+    return mf_score_query(m, &s->f, query_vector, q, NULL, 0, out);
 }
 
 static int als_score_items(const ember_model *m, const ember_query *q, const uint32_t *items,
                            size_t n, float *out)
 {
     const als_state *s = m->state;
-    float *x = ember_alloc_aligned(s->f.dim, sizeof *x);
-    if (!x)
-        return EMBER_ENOMEM;
-    const float *u;
-    int st = query_vector(m, q, x, &u);
-    if (st == EMBER_OK)
-        mf_score_items(&s->f, u, 0.0f, items, n, out);
-    free(x);
-    return st;
+    return mf_score_query(m, &s->f, query_vector, q, items, n, out);
 }
 
 /* Cosine similarity of item factor vectors. */

@@ -48,6 +48,14 @@ void mf_similar_cosine(const mf_factors *f, const float *inv_norm, uint32_t item
 /* 1/|Q[i]| for every item (0 for a zero row); the caller frees. */
 float *mf_inv_norms(const mf_factors *f);
 
+/* A model's user vector for a query: P[u] itself (*u points into the
+ * table) or one folded in from the query's history into x (dim floats). */
+typedef int (*mf_query_fn)(const ember_model *m, const ember_query *q, float *x, const float **u);
+/* Scores a query with its user vector from query_vector: all items when
+ * items is NULL, else items[0..n).  Biases of the user are taken as 0. */
+int mf_score_query(const ember_model *m, const mf_factors *f, mf_query_fn query_vector,
+                   const ember_query *q, const uint32_t *items, size_t n, float *out);
+
 /* Sections "<prefix>.P", ".Q", ".bu", ".bi" and a "<prefix>.mu" scalar. */
 int mf_save(const mf_factors *f, mf_writer *w, const char *prefix);
 /* Points f into the file; checks shapes and that every value is finite. */

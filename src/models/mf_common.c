@@ -104,6 +104,24 @@ void mf_score_items(const mf_factors *f, const float *p, float bu, const uint32_
     }
 }
 
+int mf_score_query(const ember_model *m, const mf_factors *f, mf_query_fn query_vector,
+                   const ember_query *q, const uint32_t *items, size_t n, float *out)
+{
+    float *x = ember_alloc_aligned(f->dim, sizeof *x);
+    if (!x)
+        return EMBER_ENOMEM;
+    const float *u;
+    int st = query_vector(m, q, x, &u);
+    if (st == EMBER_OK) {
+        if (items)
+            mf_score_items(f, u, 0.0f, items, n, out);
+        else
+            mf_score_all(f, u, 0.0f, out);
+    }
+    free(x);
+    return st;
+}
+
 float *mf_inv_norms(const mf_factors *f)
 {
     float *inv = ember_alloc(f->n_items ? f->n_items : 1, sizeof *inv);
