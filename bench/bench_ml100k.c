@@ -70,7 +70,11 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_ml100k: %s\n", ember_last_error());
             return 2;
         }
-        ember_fit_opts fo = {.threads = threads, .seed = 42};
+        /* validation as `ember train --valid` does it: NDCG@10 on valid
+         * (train excluded) for the models that early-stop */
+        ember_valid_ctx vc = {.valid = va, .exclude = tr, .k = 10, .threads = threads};
+        ember_fit_opts fo = {.threads = threads, .seed = 42, .valid_fn = ember_valid_ndcg,
+                             .valid_ctx = &vc};
         double a = ember_now();
         if (ember_model_fit(m, tr, va, &fo)) {
             fprintf(stderr, "bench_ml100k: %s\n", ember_last_error());

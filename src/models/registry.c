@@ -9,9 +9,14 @@
 extern const ember_model_ops model_pop, model_itemknn, model_userknn, model_ease;
 extern const ember_model_ops model_als, model_bpr;
 extern const ember_model_ops model_svd, model_svdpp;
+extern const ember_model_ops model_markov, model_multvae, model_multdae, model_neumf;
 
 static const ember_model_ops *const registry[] = {
     &model_pop,
+    &model_markov,
+    &model_multvae,
+    &model_multdae,
+    &model_neumf,
     &model_itemknn,
     &model_userknn,
     &model_svd,

@@ -114,4 +114,10 @@ int nn_mse_backward(nn_graph *g, nn_tensor *t);
 int nn_kl_vae_forward(nn_graph *g, nn_tensor *t);
 int nn_kl_vae_backward(nn_graph *g, nn_tensor *t);
 
+/* C = alpha op(A) op(B) + beta C, row-major, as cblas_sgemm, with the
+ * rows (or columns) of C split over the OpenMP threads when OpenBLAS
+ * runs on one thread (gemm.c). */
+void nn_gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
+             const float *b, int ldb, float beta, float *c, int ldc);
+
 #endif

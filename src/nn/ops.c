@@ -7,8 +7,9 @@
  * and a backward, side by side.  Backward adds into the sources' gradients
  * (a tensor used twice gets both contributions).
  *
- * Matrix products go to OpenBLAS (cblas_sgemm), with the batch folded into
- * one call when the second operand is shared.  Elementwise loops run in
+ * Matrix products go to OpenBLAS (cblas_sgemm, split over the threads by
+ * nn_gemm in gemm.c), with the batch folded into one call when the second
+ * operand is shared.  Elementwise loops run in
  * parallel (static schedule) above NN_PAR_MIN elements; contiguous inner
  * loops carry `omp simd` so they vectorize at -O2.  A broadcast operand's
  * gradient is reduced on one thread (its rows collide).
@@ -105,11 +106,6 @@ nn_tensor *nn_matmul(nn_graph *g, nn_tensor *a, nn_tensor *b, bool trans_a, bool
     return nn_node_run(g, t);
 }
 
-static CBLAS_TRANSPOSE tr(bool t)
-{
-    return t ? CblasTrans : CblasNoTrans;
-}
-
 int nn_matmul_forward(nn_graph *g, nn_tensor *t)
 {
     const nn_tensor *a = t->src[0], *b = t->src[1];
@@ -119,13 +115,13 @@ int nn_matmul_forward(nn_graph *g, nn_tensor *t)
     size_t c_step = (size_t)G.m * (size_t)G.n;
     if (G.batch > 1 && G.b_step == 0 && !ta) {
         /* b shared: the batch is one tall product */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, tr(tb), (int)((size_t)G.m * G.batch), G.n, G.k,
-                    1.0f, a->data, G.lda, b->data, G.ldb, 0.0f, t->data, G.n);
+        nn_gemm(false, tb, (int)((size_t)G.m * G.batch), G.n, G.k, 1.0f, a->data, G.lda, b->data,
+                G.ldb, 0.0f, t->data, G.n);
         return EMBER_OK;
     }
     for (size_t i = 0; i < G.batch; i++)
-        cblas_sgemm(CblasRowMajor, tr(ta), tr(tb), G.m, G.n, G.k, 1.0f, a->data + i * G.a_step,
-                    G.lda, b->data + i * G.b_step, G.ldb, 0.0f, t->data + i * c_step, G.n);
+        nn_gemm(ta, tb, G.m, G.n, G.k, 1.0f, a->data + i * G.a_step, G.lda, b->data + i * G.b_step,
+                G.ldb, 0.0f, t->data + i * c_step, G.n);
     return EMBER_OK;
 }
 
@@ -145,11 +141,9 @@ int nn_matmul_backward(nn_graph *g, nn_tensor *t)
             const float *B = b->data + i * G.b_step, *C = dc + i * c_step;
             float *dA = a->grad + i * G.a_step;
             if (!ta) /* dA [m,k] += dC [m,n] op(B)^T */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, tb ? CblasNoTrans : CblasTrans, m, G.k,
-                            G.n, 1.0f, C, G.n, B, G.ldb, 1.0f, dA, G.lda);
+                nn_gemm(false, !tb, m, G.k, G.n, 1.0f, C, G.n, B, G.ldb, 1.0f, dA, G.lda);
             else /* dA [k,m] += op(B) dC^T */
-                cblas_sgemm(CblasRowMajor, tb ? CblasTrans : CblasNoTrans, CblasTrans, G.k, m,
-                            G.n, 1.0f, B, G.ldb, C, G.n, 1.0f, dA, G.lda);
+                nn_gemm(tb, true, G.k, m, G.n, 1.0f, B, G.ldb, C, G.n, 1.0f, dA, G.lda);
         }
     }
     if (b->requires_grad) {
@@ -157,11 +151,9 @@ int nn_matmul_backward(nn_graph *g, nn_tensor *t)
             const float *A = a->data + i * G.a_step, *C = dc + i * c_step;
             float *dB = b->grad + i * G.b_step;
             if (!tb) /* dB [k,n] += op(A)^T dC */
-                cblas_sgemm(CblasRowMajor, ta ? CblasNoTrans : CblasTrans, CblasNoTrans, G.k, G.n,
-                            m, 1.0f, A, G.lda, C, G.n, 1.0f, dB, G.ldb);
+                nn_gemm(!ta, false, G.k, G.n, m, 1.0f, A, G.lda, C, G.n, 1.0f, dB, G.ldb);
             else /* dB [n,k] += dC^T op(A) */
-                cblas_sgemm(CblasRowMajor, CblasTrans, ta ? CblasTrans : CblasNoTrans, G.n, G.k,
-                            m, 1.0f, C, G.n, A, G.lda, 1.0f, dB, G.ldb);
+                nn_gemm(true, ta, G.n, G.k, m, 1.0f, C, G.n, A, G.lda, 1.0f, dB, G.ldb);
         }
     }
     return EMBER_OK;

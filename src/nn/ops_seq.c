@@ -282,8 +282,8 @@ int nn_gru_forward(nn_graph *g, nn_tensor *t)
     if (!hprev || !hp)
         return nn_graph_status(g);
     /* input projections of every step at once, plus b_ih */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(B * T), (int)H3, (int)D, 1.0f,
-                x->data, (int)D, w_ih->data, (int)H3, 0.0f, G, (int)H3);
+    nn_gemm(false, false, (int)(B * T), (int)H3, (int)D, 1.0f, x->data, (int)D, w_ih->data, (int)H3,
+            0.0f, G, (int)H3);
     for (size_t r = 0; r < B * T; r++)
         for (size_t j = 0; j < H3; j++)
             G[r * H3 + j] += bi[j];
@@ -298,8 +298,8 @@ int nn_gru_forward(nn_graph *g, nn_tensor *t)
             else
                 memset(hprev + b * H, 0, H * sizeof(float));
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)H3, (int)H, 1.0f,
-                    hprev, (int)H, w_hh->data, (int)H3, 0.0f, hp, (int)H3);
+        nn_gemm(false, false, (int)B, (int)H3, (int)H, 1.0f, hprev, (int)H, w_hh->data, (int)H3,
+                0.0f, hp, (int)H3);
 #pragma omp parallel for if (B * H > NN_PAR_MIN / 4) schedule(static)
         for (size_t b = 0; b < B; b++) {
             if (s >= (size_t)len[b])
@@ -376,11 +376,11 @@ int nn_gru_backward(nn_graph *g, nn_tensor *t)
             }
         }
         if (s > 0) /* dL/dh_{s-1} += dHp W_hh^T (at s = 0 it is h_0, a constant) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)H, (int)H3, 1.0f,
-                        dhp, (int)H3, w_hh->data, (int)H3, 1.0f, carry, (int)H);
+            nn_gemm(false, true, (int)B, (int)H, (int)H3, 1.0f, dhp, (int)H3, w_hh->data, (int)H3,
+                    1.0f, carry, (int)H);
         if (w_hh->requires_grad && s > 0)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)H, (int)H3, (int)B, 1.0f,
-                        hprev, (int)H, dhp, (int)H3, 1.0f, w_hh->grad, (int)H3);
+            nn_gemm(true, false, (int)H, (int)H3, (int)B, 1.0f, hprev, (int)H, dhp, (int)H3, 1.0f,
+                    w_hh->grad, (int)H3);
         if (b_hh->requires_grad)
             for (size_t b = 0; b < B; b++)
                 for (size_t j = 0; j < H3; j++)
@@ -388,14 +388,14 @@ int nn_gru_backward(nn_graph *g, nn_tensor *t)
     }
     int rows = (int)(B * T);
     if (w_ih->requires_grad)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)D, (int)H3, rows, 1.0f, x->data,
-                    (int)D, dxp, (int)H3, 1.0f, w_ih->grad, (int)H3);
+        nn_gemm(true, false, (int)D, (int)H3, rows, 1.0f, x->data, (int)D, dxp, (int)H3, 1.0f,
+                w_ih->grad, (int)H3);
     if (b_ih->requires_grad)
         for (size_t r = 0; r < B * T; r++)
             for (size_t j = 0; j < H3; j++)
                 b_ih->grad[j] += dxp[r * H3 + j];
     if (x->requires_grad)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, (int)D, (int)H3, 1.0f, dxp,
-                    (int)H3, w_ih->data, (int)H3, 1.0f, x->grad, (int)D);
+        nn_gemm(false, true, rows, (int)D, (int)H3, 1.0f, dxp, (int)H3, w_ih->data, (int)H3, 1.0f,
+                x->grad, (int)D);
     return EMBER_OK;
 }
