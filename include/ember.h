@@ -199,6 +199,29 @@ EMBER_API int ember_model_score(const ember_model *m, const ember_query *q, cons
 EMBER_API int ember_model_recommend(const ember_model *m, const ember_query *q, size_t k,
                                     int exclude_seen, uint32_t *items, float *scores,
                                     size_t *n_out);
+/* Online learning: new interactions of known users with known items (by
+ * index), users[j] with items[j] at ts[j] (ts NULL: the latest time the
+ * model knows).  The users' stored histories grow, so their
+ * recommendations leave the new items out and history-based models use
+ * them at once; models with an update step move their parameters: als
+ * re-solves each touched user exactly against the item table (and, with
+ * EMBER_UPDATE_ITEMS, each touched item against the user table), bpr
+ * folds each touched user in again from the whole history.  All or
+ * nothing: on an error the model is unchanged.  Not safe while other
+ * threads read the same model (a server updates a copy and swaps it). */
+#define EMBER_UPDATE_ITEMS 1u
+EMBER_API int ember_model_update(ember_model *m, const uint32_t *users, const uint32_t *items,
+                                 const int64_t *ts, size_t n, unsigned flags);
+/* Top-k for many known users at once (users[0..n) indices < the model's
+ * user count): user j's list, best first, in items[j * k ..] and
+ * scores[j * k ..] (scores may be NULL), its length in counts[j].  The
+ * users' training items are left out unless include_seen.  Factor models
+ * (als, bpr, svd, svdpp) run one blocked product fused with the selection
+ * (exact: the same lists as ember_model_recommend up to float rounding of
+ * near ties); other models score user by user.  threads <= 0: default. */
+EMBER_API int ember_model_recommend_users(const ember_model *m, const uint32_t *users, size_t n,
+                                          size_t k, int include_seen, int threads,
+                                          uint32_t *items, float *scores, uint32_t *counts);
 /* The k items most similar to item (the model's own notion of similarity). */
 EMBER_API int ember_model_similar(const ember_model *m, uint32_t item, size_t k, uint32_t *items,
                                   float *scores, size_t *n_out);

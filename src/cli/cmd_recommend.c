@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char rec_usage[] = "ember recommend --model MODEL (--user ID | --history ID,ID,...) "
-                                "[-k 10] [--json]";
+static const char rec_usage[] = "ember recommend --model MODEL (--user ID | --history ID,ID,... | "
+                                "--all-users [--out FILE]) [-k 10] [--json]";
 static const char sim_usage[] = "ember similar --model MODEL --item ID [-k 10] [--json]";
 
 #define COMMON_OPTS                                                                          \
@@ -27,6 +27,9 @@ static const cli_opt rec_opts[] = {
     {"history", 0, false, false, "item ids, oldest first (a new user or a session); with --user, "
                                  "appended to what the model knows of that user"},
     {"include-seen", 0, true, false, "do not remove items the user already has"},
+    {"all-users", 0, true, false, "every user the model knows, as TSV (user, item, rank, score); "
+                                  "factor models run one blocked search"},
+    {"out", 'o', false, false, "with --all-users: write to this file instead of stdout"},
 };
 
 static const cli_opt sim_opts[] = {
@@ -144,6 +147,59 @@ static int parse_history(const ember_model *m, const char *list, uint32_t **out,
     return EMBER_OK;
 }
 
+/* --all-users: every known user's list as TSV lines "user item rank
+ * score", users in index order. */
+static int recommend_all_users(const cli_args *a, ember_model *m, size_t k)
+{
+    const char *out_path = cli_get(a, "out");
+    ember_idmap *users = ember_model_users(m), *imap = ember_model_items(m);
+    size_t nu = ember_idmap_size(users);
+    k = EMBER_MIN(k, ember_model_n_items(m));
+    uint32_t *ids = ember_alloc(EMBER_MAX(nu, 1), sizeof *ids);
+    uint32_t *items = ember_alloc(EMBER_MAX(nu * k, 1), sizeof *items);
+    float *scores = ember_alloc(EMBER_MAX(nu * k, 1), sizeof *scores);
+    uint32_t *counts = ember_alloc(EMBER_MAX(nu, 1), sizeof *counts);
+    FILE *f = NULL;
+    int rc = EXIT_FAIL;
+    if (!ids || !items || !scores || !counts) {
+        cli_fail("recommend");
+        goto done;
+    }
+    for (size_t u = 0; u < nu; u++)
+        ids[u] = (uint32_t)u;
+    if (ember_model_recommend_users(m, ids, nu, k, cli_flag(a, "include-seen"), 0, items, scores,
+                                    counts)) {
+        cli_fail("recommend");
+        goto done;
+    }
+    f = out_path ? fopen(out_path, "w") : stdout;
+    if (!f) {
+        fprintf(stderr, "ember: recommend: cannot write %s\n", out_path);
+        goto done;
+    }
+    fprintf(f, "user\titem\trank\tscore\n");
+    for (size_t u = 0; u < nu; u++)
+        for (size_t r = 0; r < counts[u]; r++)
+            fprintf(f, "%s\t%s\t%zu\t%.6g\n", ember_idmap_name(users, (uint32_t)u),
+                    ember_idmap_name(imap, items[u * k + r]), r + 1, (double)scores[u * k + r]);
+    if (fflush(f) != 0 || ferror(f)) {
+        fprintf(stderr, "ember: recommend: write error%s%s\n", out_path ? " on " : "",
+                out_path ? out_path : "");
+        goto done;
+    }
+    rc = EXIT_OK;
+done:
+    if (f && f != stdout && fclose(f) != 0 && rc == EXIT_OK) {
+        fprintf(stderr, "ember: recommend: write error on %s\n", out_path);
+        rc = EXIT_FAIL;
+    }
+    free(ids);
+    free(items);
+    free(scores);
+    free(counts);
+    return rc;
+}
+
 int cmd_recommend(int argc, char **argv)
 {
     cli_args a;
@@ -153,8 +209,14 @@ int cmd_recommend(int argc, char **argv)
         return help ? EXIT_OK : EXIT_USAGE;
     const char *model_path = cli_get(&a, "model"), *user = cli_get(&a, "user"),
                *history = cli_get(&a, "history");
-    if (!model_path || (!user && !history))
-        return cli_usage_error(rec_usage, "--model and one of --user or --history are required");
+    bool all_users = cli_flag(&a, "all-users");
+    if (!model_path || (!user && !history && !all_users))
+        return cli_usage_error(rec_usage,
+                               "--model and one of --user, --history or --all-users are required");
+    if (all_users && (user || history || cli_flag(&a, "json")))
+        return cli_usage_error(rec_usage, "--all-users takes no --user, --history or --json");
+    if (cli_get(&a, "out") && !all_users)
+        return cli_usage_error(rec_usage, "--out goes with --all-users");
     size_t k;
     if (!cli_get_size(&a, "k", 10, &k))
         return EXIT_USAGE;
@@ -163,6 +225,11 @@ int cmd_recommend(int argc, char **argv)
     ember_model *m;
     if (ember_model_load(model_path, &m))
         return cli_fail("recommend");
+    if (all_users) {
+        int r = recommend_all_users(&a, m, k);
+        ember_model_free(m);
+        return r;
+    }
     int rc = EXIT_FAIL;
     titles t = {0};
     uint32_t *hist = NULL, *items = NULL;

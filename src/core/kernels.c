@@ -12,6 +12,7 @@
  */
 #include "core/kernels.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,12 +44,37 @@ static void add_rows_ref(float *restrict y, size_t n, const float *restrict rows
         axpy_ref(w ? w[j] : 1.0f, rows + (size_t)idx[j] * stride, y, n);
 }
 
+static uint32_t mips_tile_ref(const float *const *x, const float *panel, const float *bias,
+                              size_t dim, const float *thr, float *out, uint32_t *mask)
+{
+    uint32_t any = 0;
+    for (size_t r = 0; r < EMBER_TILE_ROWS; r++) {
+        float acc[EMBER_TILE_COLS];
+        for (size_t j = 0; j < EMBER_TILE_COLS; j++)
+            acc[j] = 0.0f;
+        for (size_t k = 0; k < dim; k++)
+            for (size_t j = 0; j < EMBER_TILE_COLS; j++)
+                acc[j] = fmaf(x[r][k], panel[k * EMBER_TILE_COLS + j], acc[j]);
+        uint32_t mk = 0;
+        for (size_t j = 0; j < EMBER_TILE_COLS; j++) {
+            float v = acc[j] + bias[j];
+            out[r * EMBER_TILE_COLS + j] = v;
+            if (v >= thr[r])
+                mk |= 1u << j;
+        }
+        mask[r] = mk;
+        any |= mk;
+    }
+    return any;
+}
+
 const ember_kernel_table ember_kernels_generic = {
     .name = "generic",
     .dot = dot_ref,
     .axpy = axpy_ref,
     .scale = scale_ref,
     .add_rows = add_rows_ref,
+    .mips_tile = mips_tile_ref,
 };
 
 bool ember_kernels_have_avx2(void)

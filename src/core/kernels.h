@@ -37,7 +37,20 @@ typedef struct {
      * row at a time); y must not overlap rows. */
     void (*add_rows)(float *y, size_t n, const float *rows, size_t stride, const uint32_t *idx,
                      const float *w, size_t m);
+    /* One tile of a batched inner-product search (core/mips.c): the
+     * scores of EMBER_TILE_ROWS queries x[r] (dim floats each) against a
+     * packed panel of EMBER_TILE_COLS items (dim x EMBER_TILE_COLS floats,
+     * item j of step k at panel[k * EMBER_TILE_COLS + j], 32-byte
+     * aligned), plus bias[j]:
+     *   out[r * EMBER_TILE_COLS + j] = bias[j] + sum_k x[r][k] panel[k][j]
+     * with the products summed in order of k.  mask[r] gets bit j set
+     * when out[r][j] >= thr[r]; the return value is the OR of the masks. */
+    uint32_t (*mips_tile)(const float *const *x, const float *panel, const float *bias,
+                          size_t dim, const float *thr, float *out, uint32_t *mask);
 } ember_kernel_table;
+
+#define EMBER_TILE_ROWS 6
+#define EMBER_TILE_COLS 16
 
 /* The reference versions (kernels.c). */
 extern const ember_kernel_table ember_kernels_generic;

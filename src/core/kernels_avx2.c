@@ -114,10 +114,62 @@ static void add_rows_avx2(float *restrict y, size_t n, const float *restrict row
         axpy_avx2(w ? w[j] : 1.0f, rows + (size_t)idx[j] * stride, y, n);
 }
 
+/* 6 rows x 16 columns: 12 accumulators, two panel vectors and a
+ * broadcast in 15 of the 16 registers; per step of k, 2 loads, 6
+ * broadcasts and 12 FMAs (FMA-bound, as an sgemm micro-kernel).  Each
+ * accumulator sums in order of k with FMA, as the reference. */
+static uint32_t mips_tile_avx2(const float *const *x, const float *panel, const float *bias,
+                               size_t dim, const float *thr, float *out, uint32_t *mask)
+{
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    const float *x0 = x[0], *x1 = x[1], *x2 = x[2], *x3 = x[3], *x4 = x[4], *x5 = x[5];
+    for (size_t k = 0; k < dim; k++) {
+        __m256 q0 = _mm256_load_ps(panel + k * 16), q1 = _mm256_load_ps(panel + k * 16 + 8);
+        __m256 b = _mm256_broadcast_ss(x0 + k);
+        c00 = _mm256_fmadd_ps(b, q0, c00);
+        c01 = _mm256_fmadd_ps(b, q1, c01);
+        b = _mm256_broadcast_ss(x1 + k);
+        c10 = _mm256_fmadd_ps(b, q0, c10);
+        c11 = _mm256_fmadd_ps(b, q1, c11);
+        b = _mm256_broadcast_ss(x2 + k);
+        c20 = _mm256_fmadd_ps(b, q0, c20);
+        c21 = _mm256_fmadd_ps(b, q1, c21);
+        b = _mm256_broadcast_ss(x3 + k);
+        c30 = _mm256_fmadd_ps(b, q0, c30);
+        c31 = _mm256_fmadd_ps(b, q1, c31);
+        b = _mm256_broadcast_ss(x4 + k);
+        c40 = _mm256_fmadd_ps(b, q0, c40);
+        c41 = _mm256_fmadd_ps(b, q1, c41);
+        b = _mm256_broadcast_ss(x5 + k);
+        c50 = _mm256_fmadd_ps(b, q0, c50);
+        c51 = _mm256_fmadd_ps(b, q1, c51);
+    }
+    __m256 b0 = _mm256_loadu_ps(bias), b1 = _mm256_loadu_ps(bias + 8);
+    __m256 acc[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
+    uint32_t any = 0;
+    for (int r = 0; r < 6; r++) {
+        __m256 s0 = _mm256_add_ps(acc[2 * r], b0), s1 = _mm256_add_ps(acc[2 * r + 1], b1);
+        _mm256_storeu_ps(out + r * 16, s0);
+        _mm256_storeu_ps(out + r * 16 + 8, s1);
+        __m256 t = _mm256_broadcast_ss(thr + r);
+        uint32_t m0 = (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(s0, t, _CMP_GE_OQ));
+        uint32_t m1 = (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(s1, t, _CMP_GE_OQ));
+        mask[r] = m0 | m1 << 8;
+        any |= mask[r];
+    }
+    return any;
+}
+
 const ember_kernel_table ember_kernels_avx2 = {
     .name = "avx2",
     .dot = dot_avx2,
     .axpy = axpy_avx2,
     .scale = scale_avx2,
     .add_rows = add_rows_avx2,
+    .mips_tile = mips_tile_avx2,
 };

@@ -652,11 +652,199 @@ static int als_score_all(const ember_model *m, const ember_query *q, float *out)
     return mf_score_query(m, &s->f, query_vector, q, NULL, 0, out);
 }
 
+static void als_dot_items(const ember_model *m, const float **Q, const float **bias, size_t *dim)
+{
+    const als_state *s = m->state;
+    mf_dot_items(&s->f, Q, bias, dim);
+}
+
+static int als_dot_query(const ember_model *m, const ember_query *q, float *x, float *c)
+{
+    const als_state *s = m->state;
+    return mf_dot_query(m, &s->f, query_vector, q, x, c);
+}
+
 static int als_score_items(const ember_model *m, const ember_query *q, const uint32_t *items,
                            size_t n, float *out)
 {
     const als_state *s = m->state;
     return mf_score_query(m, &s->f, query_vector, q, items, n, out);
+}
+
+/* ---------------------------------------------------------- update */
+
+/* The distinct items of user u's stored history, sorted, into buf (room
+ * for the history's length); returns how many. */
+static size_t user_items(const ember_model *m, uint32_t u, uint32_t *buf)
+{
+    uint64_t a = m->hist.ptr[u], b = m->hist.ptr[u + 1];
+    size_t n = (size_t)(b - a);
+    memcpy(buf, m->hist.item + a, n * sizeof *buf);
+    qsort(buf, n, sizeof *buf, cmp_u32);
+    size_t w = 0;
+    for (size_t k = 0; k < n; k++)
+        if (w == 0 || buf[k] != buf[w - 1])
+            buf[w++] = buf[k];
+    return w;
+}
+
+/* The distinct users of each touched item (items[0..n), sorted) from the
+ * stored histories: CSR (*ptr, *users) over the touched items. */
+static int item_users(const ember_model *m, const uint32_t *items, size_t n, uint64_t **ptr_out,
+                      uint32_t **users_out)
+{
+    int64_t *slot = ember_alloc(EMBER_MAX(m->n_items, 1), sizeof *slot);
+    uint64_t *ptr = ember_calloc(n + 1, sizeof *ptr);
+    if (!slot || !ptr) {
+        free(slot);
+        free(ptr);
+        return EMBER_ENOMEM;
+    }
+    for (size_t i = 0; i < m->n_items; i++)
+        slot[i] = -1;
+    for (size_t k = 0; k < n; k++)
+        slot[items[k]] = (int64_t)k;
+    for (uint64_t e = 0; e < m->hist.nnz; e++)
+        if (slot[m->hist.item[e]] >= 0)
+            ptr[slot[m->hist.item[e]] + 1]++;
+    for (size_t k = 0; k < n; k++)
+        ptr[k + 1] += ptr[k];
+    uint32_t *users = ember_alloc(EMBER_MAX(ptr[n], 1), sizeof *users);
+    uint64_t *fill = ember_alloc(EMBER_MAX(n, 1), sizeof *fill);
+    if (!users || !fill) {
+        free(slot);
+        free(ptr);
+        free(users);
+        free(fill);
+        return EMBER_ENOMEM;
+    }
+    memcpy(fill, ptr, n * sizeof *fill);
+    for (size_t u = 0; u < m->n_users; u++)
+        for (uint64_t e = m->hist.ptr[u]; e < m->hist.ptr[u + 1]; e++)
+            if (slot[m->hist.item[e]] >= 0) {
+                uint64_t k = (uint64_t)slot[m->hist.item[e]];
+                /* users come in order, so a repeat is the last one written */
+                if (fill[k] == ptr[k] || users[fill[k] - 1] != u)
+                    users[fill[k]++] = (uint32_t)u;
+            }
+    /* compact the lists (repeats left gaps at their ends) */
+    uint64_t w = 0;
+    for (size_t k = 0; k < n; k++) {
+        uint64_t a = ptr[k], b = fill[k];
+        ptr[k] = w;
+        memmove(users + w, users + a, (size_t)(b - a) * sizeof *users);
+        w += b - a;
+    }
+    ptr[n] = w;
+    free(slot);
+    free(fill);
+    *ptr_out = ptr;
+    *users_out = users;
+    return EMBER_OK;
+}
+
+/* Online update: with EMBER_UPDATE_ITEMS, each touched item re-solved
+ * exactly against the user table (the item half of an ALS iteration,
+ * restricted to them; QtQ then corrected by the change of their rows);
+ * then each touched user re-solved exactly against the item table from
+ * the whole stored history — the value the user half of an iteration
+ * gives, and what a fold-in of that history gives.  Old rows are kept
+ * until every solve has succeeded, so a failure changes nothing. */
+static int als_update(ember_model *m, const uint32_t *ev_user, const uint32_t *ev_item,
+                      size_t n_ev, const uint32_t *users, size_t nu, const uint32_t *items,
+                      size_t ni, unsigned flags)
+{
+    (void)ev_user;
+    (void)ev_item;
+    (void)n_ev;
+    als_state *s = m->state;
+    const als_params *p = m->params;
+    size_t d = s->f.dim;
+    bool do_items = (flags & EMBER_UPDATE_ITEMS) && ni > 0;
+    int st = mf_own_tables(&s->f, do_items);
+    if (st)
+        return st;
+    if (!s->YtY_owned) {
+        s->YtY_owned = ember_alloc(d * d, sizeof *s->YtY_owned);
+        if (!s->YtY_owned)
+            return EMBER_ENOMEM;
+        memcpy(s->YtY_owned, s->YtY, d * d * sizeof *s->YtY_owned);
+        s->YtY = s->YtY_owned;
+    }
+    size_t longest = 0;
+    for (size_t k = 0; k < nu; k++)
+        longest = EMBER_MAX(longest, (size_t)(m->hist.ptr[users[k] + 1] - m->hist.ptr[users[k]]));
+    float *new_u = ember_alloc(EMBER_MAX(nu * d, 1), sizeof *new_u);
+    float *old_i = do_items ? ember_alloc(ni * d, sizeof *old_i) : NULL;
+    float *new_i = do_items ? ember_alloc(ni * d, sizeof *new_i) : NULL;
+    double *old_yty = ember_alloc(d * d, sizeof *old_yty);
+    double *PtP = do_items ? ember_alloc(d * d, sizeof *PtP) : NULL;
+    uint32_t *buf = ember_alloc(EMBER_MAX(longest, 1), sizeof *buf);
+    uint64_t *iptr = NULL;
+    uint32_t *iusers = NULL;
+    float *P = mf_P(&s->f), *Q = mf_Q(&s->f);
+    if (!new_u || !old_yty || !buf || (do_items && (!old_i || !new_i || !PtP))) {
+        st = EMBER_ENOMEM;
+        goto done;
+    }
+    memcpy(old_yty, s->YtY_owned, d * d * sizeof *old_yty);
+    if (do_items) {
+        /* the items against P: the same solve with the tables' roles swapped */
+        mf_factors users_as_items = {.n_items = m->n_users, .dim = d, .Q = s->f.P};
+        if ((st = mf_gram(&users_as_items, PtP, 0)) ||
+            (st = item_users(m, items, ni, &iptr, &iusers)))
+            goto done;
+        als_state view = {.f = users_as_items, .YtY = PtP};
+        for (size_t k = 0; k < ni && st == EMBER_OK; k++)
+            st = foldin(&view, iusers + iptr[k], (size_t)(iptr[k + 1] - iptr[k]), als_conf(p),
+                        p->reg, new_i + k * d);
+        if (st)
+            goto done;
+        /* commit the item rows and correct QtQ by their change */
+        for (size_t k = 0; k < ni; k++) {
+            float *q = Q + (size_t)items[k] * d;
+            memcpy(old_i + k * d, q, d * sizeof *q);
+            for (size_t a = 0; a < d; a++)
+                for (size_t b = 0; b < d; b++)
+                    s->YtY_owned[a * d + b] += (double)new_i[k * d + a] * new_i[k * d + b] -
+                                               (double)q[a] * q[b];
+            memcpy(q, new_i + k * d, d * sizeof *q);
+        }
+    }
+    for (size_t k = 0; k < nu && st == EMBER_OK; k++) {
+        size_t n = user_items(m, users[k], buf);
+        st = foldin(s, buf, n, als_conf(p), p->reg, new_u + k * d);
+    }
+    if (st) {
+        /* put the items back */
+        if (do_items) {
+            for (size_t k = 0; k < ni; k++)
+                memcpy(Q + (size_t)items[k] * d, old_i + k * d, d * sizeof *Q);
+            memcpy(s->YtY_owned, old_yty, d * d * sizeof *old_yty);
+        }
+        goto done;
+    }
+    for (size_t k = 0; k < nu; k++)
+        memcpy(P + (size_t)users[k] * d, new_u + k * d, d * sizeof *P);
+    if (do_items) { /* similar() reads the item norms */
+        for (size_t k = 0; k < ni; k++) {
+            const float *q = Q + (size_t)items[k] * d;
+            double n2 = 0;
+            for (size_t a = 0; a < d; a++)
+                n2 += (double)q[a] * q[a];
+            s->inv_norm[items[k]] = n2 > 0 ? (float)(1.0 / sqrt(n2)) : 0.0f;
+        }
+    }
+done:
+    free(new_u);
+    free(old_i);
+    free(new_i);
+    free(old_yty);
+    free(PtP);
+    free(buf);
+    free(iptr);
+    free(iusers);
+    return st;
 }
 
 /* Cosine similarity of item factor vectors. */
@@ -716,6 +904,9 @@ const ember_model_ops model_als = {
     .fit = als_fit,
     .score_all = als_score_all,
     .score_items = als_score_items,
+    .dot_items = als_dot_items,
+    .dot_query = als_dot_query,
+    .update = als_update,
     .similar = als_similar,
     .save = als_save,
     .load = als_load,

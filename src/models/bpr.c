@@ -72,6 +72,7 @@ typedef struct {
     double init_std;
     int64_t eval_every;
     int64_t patience;
+    int64_t update_epochs;
     int64_t foldin_epochs;
     double foldin_lr;
 } bpr_params;
@@ -107,6 +108,8 @@ static const model_param bpr_param_table[] = {
     {"patience", PARAM_INT, offsetof(bpr_params, patience), "4", 0, 1000, NULL,
      "stop after this many validations without improvement (0: never); the best "
      "validated epoch is kept"},
+    {"update_epochs", PARAM_INT, offsetof(bpr_params, update_epochs), "10", 1, 100000, NULL,
+     "online update: passes over the new interactions (BPR steps at lr)"},
     {"foldin_epochs", PARAM_INT, offsetof(bpr_params, foldin_epochs), "30", 1, 100000, NULL,
      "fold-in: SGD passes over a new history (items fixed)"},
     {"foldin_lr", PARAM_FLOAT, offsetof(bpr_params, foldin_lr), "0.05", 1e-9, 100, NULL,
@@ -639,6 +642,104 @@ static void fold_in(const ember_model *m, const uint32_t *items, size_t n, float
     }
 }
 
+/* Online update: update_epochs passes over the new interactions, each a
+ * BPR step at the training learning rate against a fresh uniform
+ * negative the user has not seen, moving the user's vector (and, with
+ * EMBER_UPDATE_ITEMS, the two items' vectors and biases, as in training).
+ * The RNG is seeded from the events, so an update is reproducible.  The
+ * tables are copied out of a mapped model file first; a step cannot fail,
+ * so nothing moves unless everything does. */
+static int bpr_update(ember_model *m, const uint32_t *ev_user, const uint32_t *ev_item,
+                      size_t n_ev, const uint32_t *users, size_t nu, const uint32_t *items,
+                      size_t ni, unsigned flags)
+{
+    (void)items;
+    (void)ni;
+    bpr_state *s = m->state;
+    const bpr_params *p = m->params;
+    bool move_items = flags & EMBER_UPDATE_ITEMS;
+    int st = mf_own_tables(&s->f, move_items);
+    if (st)
+        return st;
+    size_t d = s->f.dim, total = 0;
+    for (size_t k = 0; k < nu; k++)
+        total += (size_t)(m->hist.ptr[users[k] + 1] - m->hist.ptr[users[k]]);
+    /* each touched user's items, sorted, for the negatives */
+    uint64_t *at = ember_alloc(EMBER_MAX(nu + 1, 1), sizeof *at);
+    uint32_t *seen = ember_alloc(EMBER_MAX(total, 1), sizeof *seen);
+    float *inv = move_items ? ember_alloc(EMBER_MAX(s->f.n_items, 1), sizeof *inv) : NULL;
+    if (!at || !seen || (move_items && !inv)) {
+        free(at);
+        free(seen);
+        free(inv);
+        return EMBER_ENOMEM;
+    }
+    at[0] = 0;
+    for (size_t k = 0; k < nu; k++) {
+        uint64_t a = m->hist.ptr[users[k]], b = m->hist.ptr[users[k] + 1];
+        memcpy(seen + at[k], m->hist.item + a, (size_t)(b - a) * sizeof *seen);
+        qsort(seen + at[k], (size_t)(b - a), sizeof *seen, cmp_u32);
+        at[k + 1] = at[k] + (b - a);
+    }
+    step_kernels k = choose_kernels();
+    float *P = mf_P(&s->f), *Q = mf_Q(&s->f), *bi = move_items ? mf_bi(&s->f) : NULL;
+    const float *Qr = s->f.Q, *bir = s->f.bi;
+    const float lr = (float)p->lr, lr_reg = (float)(p->lr * p->reg);
+    const float lr_reg_b = (float)(p->lr * p->reg_bias);
+    ember_rng rng;
+    ember_rng_seed(&rng, 0x2545f4914f6cdd1dULL ^ ((uint64_t)n_ev << 32) ^ ev_user[0] ^
+                             ((uint64_t)ev_item[0] << 16));
+    for (int64_t e = 0; e < p->update_epochs; e++)
+        for (size_t t = 0; t < n_ev; t++) {
+            uint32_t u = ev_user[t], i = ev_item[t], j = UINT32_MAX;
+            /* the user's slot among the touched (sorted) */
+            size_t lo = 0, hi = nu;
+            while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (users[mid] < u)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            const uint32_t *us = seen + at[lo];
+            size_t un = (size_t)(at[lo + 1] - at[lo]);
+            for (int a = 0; a < 32 && j == UINT32_MAX; a++) {
+                j = (uint32_t)draw(&rng, s->f.n_items);
+                if (contains(us, un, j))
+                    j = UINT32_MAX;
+            }
+            if (j == UINT32_MAX)
+                continue;
+            float *pu = P + (size_t)u * d;
+            const float *qi = Qr + (size_t)i * d, *qj = Qr + (size_t)j * d;
+            float x = k.dot(pu, qi, d) - k.dot(pu, qj, d);
+            if (bir)
+                x += bir[i] - bir[j];
+            float g = sigmoid_neg(x, NULL);
+            if (move_items) {
+                k.update(pu, Q + (size_t)i * d, Q + (size_t)j * d, d, lr * g, lr_reg);
+                if (bi) {
+                    bi[i] += lr * g - lr_reg_b * bi[i];
+                    bi[j] += -lr * g - lr_reg_b * bi[j];
+                }
+            } else {
+                for (size_t f = 0; f < d; f++)
+                    pu[f] += lr * g * (qi[f] - qj[f]) - lr_reg * pu[f];
+            }
+        }
+    free(at);
+    free(seen);
+    if (move_items) { /* similar() reads the item norms */
+        for (size_t i = 0; i < s->f.n_items; i++) {
+            float n2 = k.dot(s->f.Q + i * d, s->f.Q + i * d, d);
+            inv[i] = n2 > 0 ? 1.0f / sqrtf(n2) : 0.0f;
+        }
+        free(s->inv_norm);
+        s->inv_norm = inv;
+    }
+    return EMBER_OK;
+}
+
 /* The user vector of a query: the stored one for a known user who brings
  * nothing, else a fold-in of the whole history (stored + brought,
  * duplicates counted once). */
@@ -676,6 +777,18 @@ static int bpr_score_all(const ember_model *m, const ember_query *q, float *out)
 {
     const bpr_state *s = m->state;
     return mf_score_query(m, &s->f, query_vector, q, NULL, 0, out);
+}
+
+static void bpr_dot_items(const ember_model *m, const float **Q, const float **bias, size_t *dim)
+{
+    const bpr_state *s = m->state;
+    mf_dot_items(&s->f, Q, bias, dim);
+}
+
+static int bpr_dot_query(const ember_model *m, const ember_query *q, float *x, float *c)
+{
+    const bpr_state *s = m->state;
+    return mf_dot_query(m, &s->f, query_vector, q, x, c);
 }
 
 static int bpr_score_items(const ember_model *m, const ember_query *q, const uint32_t *items,
@@ -725,6 +838,9 @@ const ember_model_ops model_bpr = {
     .fit = bpr_fit,
     .score_all = bpr_score_all,
     .score_items = bpr_score_items,
+    .dot_items = bpr_dot_items,
+    .dot_query = bpr_dot_query,
+    .update = bpr_update,
     .similar = bpr_similar,
     .save = bpr_save,
     .load = bpr_load,

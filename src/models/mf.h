@@ -56,6 +56,16 @@ typedef int (*mf_query_fn)(const ember_model *m, const ember_query *q, float *x,
 int mf_score_query(const ember_model *m, const mf_factors *f, mf_query_fn query_vector,
                    const ember_query *q, const uint32_t *items, size_t n, float *out);
 
+/* dot_items / dot_query of the model interface for a factor model: Q and
+ * bi of f; x from query_vector, c = mu. */
+void mf_dot_items(const mf_factors *f, const float **Q, const float **bias, size_t *dim);
+int mf_dot_query(const ember_model *m, const mf_factors *f, mf_query_fn query_vector,
+                 const ember_query *q, float *x, float *c);
+
+/* Makes P (and Q and bi when items) writable: a table that points into a
+ * model file is copied into an owned one (online updates write them). */
+int mf_own_tables(mf_factors *f, bool items);
+
 /* Sections "<prefix>.P", ".Q", ".bu", ".bi" and a "<prefix>.mu" scalar. */
 int mf_save(const mf_factors *f, mf_writer *w, const char *prefix);
 /* Points f into the file; checks shapes and that every value is finite. */

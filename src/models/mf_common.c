@@ -122,6 +122,51 @@ int mf_score_query(const ember_model *m, const mf_factors *f, mf_query_fn query_
     return st;
 }
 
+int mf_own_tables(mf_factors *f, bool items)
+{
+    for (int t = 0; t < (items ? 2 : 1); t++) {
+        if (f->owned[t])
+            continue;
+        size_t rows = t == 0 ? f->n_users : f->n_items;
+        float *copy = mf_alloc_table(rows, f->dim);
+        if (!copy)
+            return EMBER_ENOMEM;
+        memcpy(copy, t == 0 ? f->P : f->Q, rows * f->dim * sizeof *copy);
+        f->owned[t] = copy;
+        if (t == 0)
+            f->P = copy;
+        else
+            f->Q = copy;
+    }
+    if (items && f->bi && !f->owned[3]) {
+        float *copy = ember_alloc(EMBER_MAX(f->n_items, 1), sizeof *copy);
+        if (!copy)
+            return EMBER_ENOMEM;
+        memcpy(copy, f->bi, f->n_items * sizeof *copy);
+        f->owned[3] = copy;
+        f->bi = copy;
+    }
+    return EMBER_OK;
+}
+
+void mf_dot_items(const mf_factors *f, const float **Q, const float **bias, size_t *dim)
+{
+    *Q = f->Q;
+    *bias = f->bi;
+    *dim = f->dim;
+}
+
+int mf_dot_query(const ember_model *m, const mf_factors *f, mf_query_fn query_vector,
+                 const ember_query *q, float *x, float *c)
+{
+    const float *u;
+    int st = query_vector(m, q, x, &u);
+    if (st == EMBER_OK && u != x)
+        memcpy(x, u, f->dim * sizeof *x);
+    *c = f->mu;
+    return st;
+}
+
 float *mf_inv_norms(const mf_factors *f)
 {
     float *inv = ember_alloc(f->n_items ? f->n_items : 1, sizeof *inv);

@@ -13,10 +13,12 @@
 #include "models/model.h"
 
 #include "core/idmap.h"
+#include "core/mips.h"
 #include "core/topk.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -393,6 +395,233 @@ int ember_model_recommend(const ember_model *m, const ember_query *q, size_t k, 
     }
     free(all);
     return st;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The distinct values of v[0..n) sorted, into a new array (*out, *n_out). */
+static int distinct_sorted(const uint32_t *v, size_t n, uint32_t **out, size_t *n_out)
+{
+    uint32_t *d = ember_alloc(EMBER_MAX(n, 1), sizeof *d);
+    if (!d)
+        return EMBER_ENOMEM;
+    memcpy(d, v, n * sizeof *d);
+    qsort(d, n, sizeof *d, cmp_u32);
+    size_t w = 0;
+    for (size_t k = 0; k < n; k++)
+        if (w == 0 || d[k] != d[w - 1])
+            d[w++] = d[k];
+    *out = d;
+    *n_out = w;
+    return EMBER_OK;
+}
+
+int ember_model_update(ember_model *m, const uint32_t *users, const uint32_t *items,
+                       const int64_t *ts, size_t n, unsigned flags)
+{
+    if (!m->users)
+        return ember_fail(EMBER_EINVAL, "model is not trained");
+    if (flags & ~EMBER_UPDATE_ITEMS)
+        return ember_fail(EMBER_EINVAL, "update: unknown flags %#x", flags);
+    for (size_t j = 0; j < n; j++) {
+        if (users[j] >= m->n_users)
+            return ember_fail(EMBER_EINVAL, "update: user index %u out of range", users[j]);
+        if (items[j] >= m->n_items)
+            return ember_fail(EMBER_EINVAL, "update: item index %u out of range", items[j]);
+    }
+    if (n == 0)
+        return EMBER_OK;
+    size_t nu = m->n_users, ni = m->n_items, nnz = m->hist.nnz + n;
+    /* the new history: each user's stored rows, then the user's new ones
+     * in the order given */
+    uint64_t *ptr = ember_calloc(nu + 1, sizeof *ptr);
+    uint32_t *item = ember_alloc(nnz, sizeof *item);
+    int64_t *tss = ember_alloc(nnz, sizeof *tss);
+    uint32_t *count = ember_alloc(EMBER_MAX(ni, 1), sizeof *count);
+    uint64_t *fill = ember_alloc(nu, sizeof *fill);
+    uint32_t *tu = NULL, *ti = NULL;
+    size_t ntu = 0, nti = 0;
+    int st = EMBER_OK;
+    if (!ptr || !item || !tss || !count || !fill || distinct_sorted(users, n, &tu, &ntu) ||
+        distinct_sorted(items, n, &ti, &nti)) {
+        st = EMBER_ENOMEM;
+        goto fail;
+    }
+    for (size_t j = 0; j < n; j++)
+        ptr[users[j] + 1]++;
+    for (size_t u = 0; u < nu; u++)
+        ptr[u + 1] += ptr[u] + (m->hist.ptr[u + 1] - m->hist.ptr[u]);
+    int64_t t_max = m->t_max;
+    for (size_t u = 0; u < nu; u++) {
+        uint64_t a = m->hist.ptr[u], len = m->hist.ptr[u + 1] - a;
+        memcpy(item + ptr[u], m->hist.item + a, len * sizeof *item);
+        memcpy(tss + ptr[u], m->hist.ts + a, len * sizeof *tss);
+        fill[u] = ptr[u] + len;
+    }
+    for (size_t j = 0; j < n; j++) {
+        uint64_t at = fill[users[j]]++;
+        item[at] = items[j];
+        tss[at] = ts ? ts[j] : m->t_max;
+        if (ts && ts[j] > t_max)
+            t_max = ts[j];
+    }
+    memcpy(count, m->item_count, ni * sizeof *count);
+    for (size_t j = 0; j < n; j++)
+        if (count[items[j]] < UINT32_MAX)
+            count[items[j]]++;
+    /* swap in, let the model move, and swap back if it fails */
+    model_hist old_hist = m->hist;
+    const uint32_t *old_count = m->item_count;
+    int64_t old_t = m->t_max;
+    m->hist = (model_hist){ptr, item, tss, nnz};
+    m->item_count = count;
+    m->t_max = t_max;
+    if (m->ops->update)
+        st = m->ops->update(m, users, items, n, tu, ntu, ti, nti, flags);
+    if (st) {
+        m->hist = old_hist;
+        m->item_count = old_count;
+        m->t_max = old_t;
+        goto fail;
+    }
+    free(m->owned[0]);
+    free(m->owned[1]);
+    free(m->owned[2]);
+    free(m->owned[3]);
+    m->owned[0] = ptr;
+    m->owned[1] = item;
+    m->owned[2] = tss;
+    m->owned[3] = count;
+    free(fill);
+    free(tu);
+    free(ti);
+    return EMBER_OK;
+fail:
+    free(ptr);
+    free(item);
+    free(tss);
+    free(count);
+    free(fill);
+    free(tu);
+    free(ti);
+    return st;
+}
+
+/* The factor-model path of ember_model_recommend_users: the users'
+ * vectors, their training items sorted (left out), one mips search. */
+static int recommend_users_dot(const ember_model *m, const uint32_t *users, size_t n, size_t k,
+                               int include_seen, int threads, uint32_t *items, float *scores,
+                               uint32_t *counts)
+{
+    const float *Q, *bias;
+    size_t dim;
+    m->ops->dot_items(m, &Q, &bias, &dim);
+    float *X = ember_alloc_aligned(n * dim, sizeof *X);
+    float *c = ember_alloc(n, sizeof *c);
+    uint64_t *eptr = include_seen ? NULL : ember_alloc(n + 1, sizeof *eptr);
+    if (!X || !c || (!include_seen && !eptr)) {
+        free(X);
+        free(c);
+        free(eptr);
+        return EMBER_ENOMEM;
+    }
+    uint32_t *excl = NULL;
+    int st = EMBER_OK;
+    if (!include_seen) {
+        eptr[0] = 0;
+        for (size_t j = 0; j < n; j++)
+            eptr[j + 1] = eptr[j] + (m->hist.ptr[users[j] + 1] - m->hist.ptr[users[j]]);
+        excl = ember_alloc(EMBER_MAX(eptr[n], 1), sizeof *excl);
+        if (!excl)
+            st = EMBER_ENOMEM;
+    }
+    int failed = st;
+#pragma omp parallel for schedule(dynamic, 256) num_threads(threads > 0 ? threads : omp_get_max_threads())
+    for (size_t j = 0; j < n; j++) {
+        if (failed)
+            continue;
+        ember_query q = {.user = (int64_t)users[j]};
+        int r = m->ops->dot_query(m, &q, X + j * dim, &c[j]);
+        if (r) {
+#pragma omp atomic write
+            failed = r;
+        }
+        if (excl) {
+            const uint32_t *h = m->hist.item + m->hist.ptr[users[j]];
+            size_t len = (size_t)(eptr[j + 1] - eptr[j]);
+            memcpy(excl + eptr[j], h, len * sizeof *excl);
+            qsort(excl + eptr[j], len, sizeof *excl, cmp_u32);
+        }
+    }
+    st = failed;
+    mips_index ix;
+    if (st == EMBER_OK && (st = mips_build(&ix, Q, dim, bias, m->n_items, dim)) == EMBER_OK) {
+        mips_opts o = {.k = k, .threads = threads, .excl_ptr = eptr, .excl = excl};
+        st = mips_topk(&ix, X, dim, n, &o, items, scores, counts);
+        mips_free(&ix);
+        if (st == EMBER_OK && scores)
+            for (size_t j = 0; j < n; j++)
+                for (size_t r = 0; r < counts[j]; r++)
+                    scores[j * k + r] += c[j];
+    }
+    free(X);
+    free(c);
+    free(eptr);
+    free(excl);
+    return st;
+}
+
+int ember_model_recommend_users(const ember_model *m, const uint32_t *users, size_t n, size_t k,
+                                int include_seen, int threads, uint32_t *items, float *scores,
+                                uint32_t *counts)
+{
+    if (!m->users)
+        return ember_fail(EMBER_EINVAL, "model is not trained");
+    for (size_t j = 0; j < n; j++)
+        if (users[j] >= m->n_users)
+            return ember_fail(EMBER_EINVAL, "user index %u out of range", users[j]);
+    if (n == 0)
+        return EMBER_OK;
+    if (k == 0 || m->n_items == 0) {
+        memset(counts, 0, n * sizeof *counts);
+        return EMBER_OK;
+    }
+    if (m->ops->dot_items && m->ops->dot_query)
+        return recommend_users_dot(m, users, n, k, include_seen, threads, items, scores, counts);
+    int failed = 0;
+#pragma omp parallel num_threads(threads > 0 ? threads : omp_get_max_threads())
+    {
+        float *all = ember_alloc(m->n_items, sizeof *all);
+        if (!all) {
+#pragma omp atomic write
+            failed = EMBER_ENOMEM;
+        }
+#pragma omp for schedule(dynamic, 16)
+        for (size_t j = 0; j < n; j++) {
+            if (!all || failed)
+                continue;
+            size_t got = 0;
+            ember_query q = {.user = (int64_t)users[j]};
+            int r = m->ops->score_all(m, &q, all);
+            if (r == EMBER_OK) {
+                if (!include_seen)
+                    for (uint64_t e = m->hist.ptr[users[j]]; e < m->hist.ptr[users[j] + 1]; e++)
+                        all[m->hist.item[e]] = -INFINITY;
+                ember_topk(all, m->n_items, k, items + j * k, scores ? scores + j * k : NULL,
+                           &got);
+            } else {
+#pragma omp atomic write
+                failed = r;
+            }
+            counts[j] = (uint32_t)got;
+        }
+        free(all);
+    }
+    return failed;
 }
 
 int ember_model_similar(const ember_model *m, uint32_t item, size_t k, uint32_t *items,

@@ -88,6 +88,21 @@ struct ember_model_ops {
     /* Optional: similarity of every item to item (out has n_items slots;
      * item itself may be given any value, the caller excludes it). */
     int (*similar)(const ember_model *m, uint32_t item, float *out);
+    /* Optional, factor models: a query's score of item i is
+     *   c + x . Q[i] + bias[i]
+     * with Q (n_items x dim, row-major) and bias (NULL: none) from
+     * dot_items, x (dim floats) and c from dot_query; the top-k lists of
+     * many users are then one blocked product (core/mips.h). */
+    void (*dot_items)(const ember_model *m, const float **Q, const float **bias, size_t *dim);
+    int (*dot_query)(const ember_model *m, const ember_query *q, float *x, float *c);
+    /* Optional, online learning (ember_model_update): the stored histories
+     * already hold the new interactions (ev_user[k], ev_item[k]) for k <
+     * n_ev, of the users[0..n_users) (sorted, distinct) with the
+     * items[0..n_items) (sorted, distinct); move the parameters.  All or
+     * nothing: on an error leave them as they were. */
+    int (*update)(ember_model *m, const uint32_t *ev_user, const uint32_t *ev_item, size_t n_ev,
+                  const uint32_t *users, size_t n_users, const uint32_t *items, size_t n_items,
+                  unsigned flags);
     int (*save)(const ember_model *m, mf_writer *w);
     int (*load)(ember_model *m, const mf_reader *r);
     void (*destroy)(ember_model *m);

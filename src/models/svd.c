@@ -530,6 +530,21 @@ static int svd_score_all(const ember_model *m, const ember_query *q, float *out)
     return EMBER_OK;
 }
 
+static void svd_dot_items(const ember_model *m, const float **Q, const float **bias, size_t *dim)
+{
+    const svd_state *s = m->state;
+    mf_dot_items(&s->f, Q, bias, dim);
+}
+
+static int svd_dot_query(const ember_model *m, const ember_query *q, float *x, float *c)
+{
+    const svd_state *s = m->state;
+    float bu;
+    query_vector(m, q, x, &bu);
+    *c = s->f.mu + bu;
+    return EMBER_OK;
+}
+
 static int svd_score_items(const ember_model *m, const ember_query *q, const uint32_t *items,
                            size_t n, float *out)
 {
@@ -582,6 +597,8 @@ const ember_model_ops model_svd = {
     .fit = svd_fit,
     .score_all = svd_score_all,
     .score_items = svd_score_items,
+    .dot_items = svd_dot_items,
+    .dot_query = svd_dot_query,
     .similar = svd_similar,
     .save = svd_save,
     .load = svd_load,

@@ -428,6 +428,22 @@ static int svdpp_score_all(const ember_model *m, const ember_query *q, float *ou
     return st;
 }
 
+static void svdpp_dot_items(const ember_model *m, const float **Q, const float **bias,
+                            size_t *dim)
+{
+    const svdpp_state *s = m->state;
+    mf_dot_items(&s->f, Q, bias, dim);
+}
+
+static int svdpp_dot_query(const ember_model *m, const ember_query *q, float *x, float *c)
+{
+    const svdpp_state *s = m->state;
+    float bu;
+    int st = query_vector(m, q, x, &bu);
+    *c = s->f.mu + bu;
+    return st;
+}
+
 static int svdpp_score_items(const ember_model *m, const ember_query *q, const uint32_t *items,
                              size_t n, float *out)
 {
@@ -493,6 +509,8 @@ const ember_model_ops model_svdpp = {
     .fit = svdpp_fit,
     .score_all = svdpp_score_all,
     .score_items = svdpp_score_items,
+    .dot_items = svdpp_dot_items,
+    .dot_query = svdpp_dot_query,
     .similar = svdpp_similar,
     .save = svdpp_save,
     .load = svdpp_load,

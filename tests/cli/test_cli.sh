@@ -58,6 +58,20 @@ for m in pop itemknn userknn ease; do
     out_has '"title"'
     expect 0 "recommend history $m" -- "$EMBER" recommend --model "$T/$m.ember" --history 1,2,3 -k 5
 done
+# --all-users: every user's list as TSV, the same as --user one by one
+expect 0 "train als" -- "$EMBER" train --train "$T/s/train.tsv" --model als --param iterations=3 --out "$T/als.ember"
+for m in als itemknn; do
+    expect 0 "all users $m" -- "$EMBER" recommend --model "$T/$m.ember" --all-users -k 3 --out "$T/all.tsv"
+    n_users=$(cut -f1 "$T/s/train.tsv" | tail -n +2 | sort -u | wc -l)
+    [ "$(tail -n +2 "$T/all.tsv" | wc -l)" -eq $((n_users * 3)) ] && ok || bad "all users $m: not 3 lines per user"
+    want=$("$EMBER" recommend --model "$T/$m.ember" --user "$user" -k 3 --json | grep -o '"item":"[^"]*"' | cut -d'"' -f4 | tr '\n' ' ')
+    got=$(awk -F'\t' -v u="$user" '$1 == u {printf "%s ", $2}' "$T/all.tsv")
+    [ "$got" = "$want" ] && ok || bad "all users $m: user $user got '$got', one by one '$want'"
+done
+expect 2 "all users with --user" -- "$EMBER" recommend --model "$T/als.ember" --all-users --user "$user"
+expect 2 "--out without --all-users" -- "$EMBER" recommend --model "$T/als.ember" --user "$user" --out "$T/x"
+expect 1 "all users unwritable" -- "$EMBER" recommend --model "$T/als.ember" --all-users --out "$T/no/such/dir"
+err_has "cannot write"
 expect 0 "similar" -- "$EMBER" similar --model "$T/itemknn.ember" --item 1 -k 5
 expect 1 "similar on pop" -- "$EMBER" similar --model "$T/pop.ember" --item 1
 err_has "no notion of similar"
