@@ -18,7 +18,7 @@
 #include <string.h>
 
 static const char usage[] = "ember serve --model MODEL --db EVENTS.sqlite [--port 8080] "
-                            "[--threads 2] [--keys FILE] [--bind 127.0.0.1]";
+                            "[--threads 2] [--keys FILE] [--bind 127.0.0.1] [--items FILE]";
 
 static const cli_opt opts[] = {
     {"model", 'm', false, false, "model file to serve"},
@@ -29,6 +29,11 @@ static const cli_opt opts[] = {
     {"bind", 0, false, false, "address to listen on (default 127.0.0.1)"},
     {"max-body", 0, false, false, "request body limit in bytes (default 1048576)"},
     {"history", 0, false, false, "recent items kept in memory per user (default 200)"},
+    {"items", 0, false, false, "item features (RecBole .item or TSV keyed by item id): titles in "
+                               "answers, categories for filters, diversity and fatigue"},
+    {"category-col", 0, false, false, "category column of --items (default: category, genre "
+                                      "or class)"},
+    {"title-col", 0, false, false, "title column of --items (default: title or movie_title)"},
 };
 
 int cmd_serve(int argc, char **argv)
@@ -64,6 +69,11 @@ int cmd_serve(int argc, char **argv)
     c.max_body = max_body;
     c.history_len = history;
     c.keys_path = cli_get(&a, "keys");
+    c.items_path = cli_get(&a, "items");
+    c.category_col = cli_get(&a, "category-col");
+    c.title_col = cli_get(&a, "title-col");
+    if ((c.category_col || c.title_col) && !c.items_path)
+        return cli_usage_error(usage, "--category-col and --title-col go with --items");
     if (cli_get(&a, "bind"))
         c.bind = cli_get(&a, "bind");
 

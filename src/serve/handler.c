@@ -14,6 +14,9 @@
  */
 #include "serve/serve.h"
 
+#include "core/topk.h"
+#include "models/model.h"
+
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -441,19 +444,22 @@ typedef struct {
     size_t n_exclude;
     size_t k;
     bool include_seen;
+    /* the re-ranking stage (rerank.h) */
+    const char *category;     /* filter: only items of this category */
+    double diversity;         /* MMR weight 0..1 */
+    double popularity;        /* popularity penalty 0..1 */
+    size_t max_shown;         /* exposure cap (0: off) */
+    size_t max_category;      /* category fatigue (0: off) */
+    int64_t window;           /* seconds of impressions counted */
 } rec_args;
 
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
-}
+#define DEFAULT_WINDOW 86400 /* a day */
 
-static void add_items(jb *b, cJSON *obj, const ember_model *m, const uint32_t *items,
+static void add_items(jb *b, cJSON *obj, const serve_model *sm, const uint32_t *items,
                       const float *scores, size_t n)
 {
     cJSON *arr = jb_check(b, cJSON_AddArrayToObject(obj, "items"));
-    ember_idmap *names = ember_model_items(m);
+    ember_idmap *names = ember_model_items(sm->m);
     for (size_t i = 0; arr && i < n; i++) {
         cJSON *e = jb_check(b, cJSON_CreateObject());
         if (!e)
@@ -461,7 +467,25 @@ static void add_items(jb *b, cJSON *obj, const ember_model *m, const uint32_t *i
         cJSON_AddItemToArray(arr, e);
         jb_check(b, cJSON_AddStringToObject(e, "item", ember_idmap_name(names, items[i])));
         jb_check(b, cJSON_AddNumberToObject(e, "score", scores[i]));
+        if (sm->title && sm->title->text[items[i]])
+            jb_check(b, cJSON_AddStringToObject(e, "title", sm->title->text[items[i]]));
+        if (sm->category) {
+            cJSON *cats = jb_check(b, cJSON_AddArrayToObject(e, "category"));
+            const data_feature *f = sm->category;
+            for (uint64_t t = f->ptr[items[i]]; cats && t < f->ptr[items[i] + 1]; t++) {
+                cJSON *name = jb_check(b, cJSON_CreateString(ember_idmap_name(f->vocab, f->tok[t])));
+                if (name && !cJSON_AddItemToArray(cats, name)) {
+                    cJSON_Delete(name);
+                    b->failed = true;
+                }
+            }
+        }
     }
+}
+
+static bool reranks(const rec_args *a)
+{
+    return a->diversity > 0 || a->popularity > 0 || a->max_shown > 0 || a->max_category > 0;
 }
 
 static void recommend(req_ctx *c, const rec_args *a, serve_response *out)
@@ -473,15 +497,35 @@ static void recommend(req_ctx *c, const rec_args *a, serve_response *out)
     size_t ni = ember_model_n_items(m);
     int64_t user = a->user ? ember_idmap_find(ember_model_users(m), a->user, strlen(a->user)) : -1;
     size_t cap = s->cfg.history_len + a->n_history;
+    /* the pool the re-ranking stage chooses from */
+    size_t pool = reranks(a) ? EMBER_MIN(ni, EMBER_MAX(5 * a->k, a->k + 50)) : a->k;
     uint32_t *hist = ember_alloc(cap ? cap : 1, sizeof *hist);
-    uint32_t *excl = ember_alloc(a->n_exclude ? a->n_exclude : 1, sizeof *excl);
-    uint32_t *items = NULL;
-    float *scores = NULL;
+    float *all = ember_alloc(ni ? ni : 1, sizeof *all);
+    uint32_t *items = ember_alloc(pool ? pool : 1, sizeof *items);
+    float *scores = ember_alloc(pool ? pool : 1, sizeof *scores);
+    uint32_t *picked = ember_alloc(a->k ? a->k : 1, sizeof *picked);
+    float *picked_s = ember_alloc(a->k ? a->k : 1, sizeof *picked_s);
+    uint32_t *shown = NULL;
     cJSON *j = cJSON_CreateObject(), *unknown = NULL;
-    jb b = {.failed = !hist || !excl || !j};
+    jb b = {.failed = !hist || !all || !items || !scores || !picked || !picked_s || !j};
     if (b.failed)
         goto done;
-    size_t nh = 0, n_recent = 0, ne = 0;
+    int64_t cat_tok = -1;
+    if (a->category) {
+        char q[80];
+        if (!sm->category) {
+            reply_error(out, 400, "filter.category: the server has no item categories (start "
+                                  "it with --items FILE)");
+            goto done;
+        }
+        cat_tok = ember_idmap_find(sm->category->vocab, a->category, strlen(a->category));
+        if (cat_tok < 0) {
+            reply_error(out, 400, "filter.category: no item has category '%s'",
+                        quote(a->category, q, sizeof q));
+            goto done;
+        }
+    }
+    size_t nh = 0, n_recent = 0;
     if (a->user)
         users_history(s->users, a->user, item_map, sm->generation, hist, s->cfg.history_len, &nh,
                       &n_recent);
@@ -512,32 +556,57 @@ static void recommend(req_ctx *c, const rec_args *a, serve_response *out)
             reply_error(out, 404, "no item of the history is known to the model");
         goto done;
     }
-    for (size_t i = 0; i < a->n_exclude; i++) {
-        int64_t idx = ember_idmap_find(item_map, a->exclude[i], strlen(a->exclude[i]));
-        if (idx >= 0)
-            excl[ne++] = (uint32_t)idx;
-    }
-    qsort(excl, ne, sizeof *excl, cmp_u32);
-    size_t want = EMBER_MIN(a->k + ne, ni), n = 0;
-    items = ember_alloc(want ? want : 1, sizeof *items);
-    scores = ember_alloc(want ? want : 1, sizeof *scores);
-    if (!items || !scores) {
-        b.failed = true;
-        goto done;
-    }
+    /* retrieval: every item scored, then what may not be shown removed */
     ember_query q = {.user = user, .hist = nh ? hist : NULL, .n_hist = nh};
-    int st = want ? ember_model_recommend(m, &q, want, !a->include_seen, items, scores, &n)
-                  : EMBER_OK;
+    int st = ember_model_score(m, &q, NULL, 0, all);
     if (st) {
         reply_error(out, status_of(st), "recommend: %s", ember_last_error());
         goto done;
     }
-    size_t w = 0;
-    for (size_t i = 0; i < n && w < a->k; i++) {
-        if (!isfinite(scores[i]) || bsearch(&items[i], excl, ne, sizeof *excl, cmp_u32))
-            continue;
-        items[w] = items[i];
-        scores[w++] = scores[i];
+    if (!a->include_seen) {
+        model_hist_view v = model_query_history(m, &q);
+        for (size_t i = 0; i < v.na; i++)
+            all[v.a[i]] = -INFINITY;
+        for (size_t i = 0; i < v.nb; i++)
+            all[v.b[i]] = -INFINITY;
+    }
+    for (size_t i = 0; i < a->n_exclude; i++) {
+        int64_t idx = ember_idmap_find(item_map, a->exclude[i], strlen(a->exclude[i]));
+        if (idx >= 0)
+            all[idx] = -INFINITY;
+    }
+    if (cat_tok >= 0)
+        for (uint32_t i = 0; i < ni; i++)
+            if (!rerank_has_category(&sm->items, i, (uint32_t)cat_tok))
+                all[i] = -INFINITY;
+    size_t n = 0, w = 0;
+    ember_topk(all, ni, pool, items, scores, &n);
+    if (reranks(a)) {
+        size_t n_shown = 0;
+        if (a->user && (a->max_shown || a->max_category)) {
+            shown = ember_alloc(s->cfg.history_len, sizeof *shown);
+            if (!shown) {
+                b.failed = true;
+                goto done;
+            }
+            users_impressions(s->users, a->user, item_map, sm->generation,
+                              serve_now_ms() / 1000 - a->window, shown, s->cfg.history_len,
+                              &n_shown);
+        }
+        rerank_opts ro = {.diversity = a->diversity,
+                          .popularity = a->popularity,
+                          .max_shown = a->max_shown,
+                          .max_category = a->max_category,
+                          .shown = shown,
+                          .n_shown = n_shown};
+        if (rerank_select(&sm->items, &ro, items, scores, n, a->k, picked, picked_s, &w)) {
+            b.failed = true;
+            goto done;
+        }
+    } else {
+        w = EMBER_MIN(n, a->k);
+        memcpy(picked, items, w * sizeof *picked);
+        memcpy(picked_s, scores, w * sizeof *picked_s);
     }
     if (a->user)
         jb_check(&b, cJSON_AddStringToObject(j, "user", a->user));
@@ -547,7 +616,7 @@ static void recommend(req_ctx *c, const rec_args *a, serve_response *out)
     jb_check(&b, cJSON_AddStringToObject(j, "version", sm->version));
     jb_check(&b, cJSON_AddBoolToObject(j, "known_user", user >= 0));
     jb_check(&b, cJSON_AddNumberToObject(j, "history_used", (double)nh));
-    add_items(&b, j, m, items, scores, w);
+    add_items(&b, j, sm, picked, picked_s, w);
     if (!b.failed && cJSON_AddItemToObject(j, "unknown_items", unknown)) {
         unknown = NULL;
         reply_json(out, 200, j);
@@ -561,18 +630,88 @@ done:
     cJSON_Delete(unknown);
     cJSON_Delete(j);
     free(hist);
-    free(excl);
+    free(all);
     free(items);
     free(scores);
+    free(picked);
+    free(picked_s);
+    free(shown);
     serve_model_release(sm);
 }
 
+/* A number in [lo, hi] from query text (NULL: def). */
+static bool num_from_text(const char *v, const char *name, double lo, double hi, double def,
+                          double *x, serve_response *out)
+{
+    *x = def;
+    if (!v)
+        return true;
+    char *end;
+    double d = strtod(v, &end);
+    if (!*v || *end || !isfinite(d) || d < lo || d > hi) {
+        reply_error(out, 400, "%s must be a number in %g..%g", name, lo, hi);
+        return false;
+    }
+    *x = d;
+    return true;
+}
+
+/* ... and from a JSON value (NULL: def). */
+static bool num_from_json(const cJSON *v, const char *name, double lo, double hi, double def,
+                          double *x, serve_response *out)
+{
+    *x = def;
+    if (!v)
+        return true;
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < lo ||
+        v->valuedouble > hi) {
+        reply_error(out, 400, "%s must be a number in %g..%g", name, lo, hi);
+        return false;
+    }
+    *x = v->valuedouble;
+    return true;
+}
+
+/* The re-ranking settings: diversity, popularity_penalty, max_shown,
+ * max_category, window, as numbers (query text or JSON). */
+static bool rerank_args(rec_args *a, const double v[5])
+{
+    a->diversity = v[0];
+    a->popularity = v[1];
+    a->max_shown = (size_t)v[2];
+    a->max_category = (size_t)v[3];
+    a->window = (int64_t)v[4];
+    return v[2] == floor(v[2]) && v[3] == floor(v[3]) && v[4] == floor(v[4]);
+}
+
+static const char *const rerank_names[5] = {"diversity", "popularity_penalty", "max_shown",
+                                            "max_category", "window"};
+static const double rerank_hi[5] = {1, 1, 1e6, 1e6, 1e10};
+static const double rerank_def[5] = {0, 0, 0, 0, DEFAULT_WINDOW};
+
 static void get_recommend(req_ctx *c, serve_response *out)
 {
-    static const char *const allowed[] = {"user", "k", "include_seen", NULL};
+    static const char *const allowed[] = {"user",      "k",           "include_seen",
+                                          "category",  "diversity",   "popularity_penalty",
+                                          "max_shown", "max_category", "window",
+                                          NULL};
     if (!only_params(c, allowed, out))
         return;
-    rec_args a = {.user = param(c, "user")};
+    rec_args a = {.user = param(c, "user"), .category = param(c, "category")};
+    double v[5];
+    for (int i = 0; i < 5; i++)
+        if (!num_from_text(param(c, rerank_names[i]), rerank_names[i], 0, rerank_hi[i],
+                           rerank_def[i], &v[i], out))
+            return;
+    if (!rerank_args(&a, v)) {
+        reply_error(out, 400, "max_shown, max_category and window must be whole numbers");
+        return;
+    }
+    const char *why_cat;
+    if (a.category && (why_cat = check_id(a.category, strlen(a.category))) != NULL) {
+        reply_error(out, 400, "category %s", why_cat);
+        return;
+    }
     const char *why;
     if (!a.user) {
         reply_error(out, 400, "the query needs user=ID");
@@ -595,7 +734,10 @@ static void get_recommend(req_ctx *c, serve_response *out)
 
 static void post_recommend(req_ctx *c, serve_response *out)
 {
-    static const char *const fields[] = {"user", "history", "k", "exclude", "include_seen", NULL};
+    static const char *const fields[] = {"user",      "history",   "k",
+                                         "exclude",   "include_seen", "filter",
+                                         "diversity", "popularity_penalty", "exposure",
+                                         NULL};
     if (!only_params(c, (const char *const[]){NULL}, out))
         return;
     cJSON *j = parse_body(c, out, false);
@@ -625,6 +767,38 @@ static void post_recommend(req_ctx *c, serve_response *out)
         goto done;
     }
     a.include_seen = inc && cJSON_IsTrue(inc);
+    /* re-ranking: "filter": {"category": C}, "diversity", "popularity_penalty",
+     * "exposure": {"max_shown", "max_category", "window"} */
+    const cJSON *filter = cJSON_GetObjectItemCaseSensitive(j, "filter");
+    const cJSON *expo = cJSON_GetObjectItemCaseSensitive(j, "exposure");
+    static const char *const filter_fields[] = {"category", NULL};
+    static const char *const expo_fields[] = {"max_shown", "max_category", "window", NULL};
+    if ((filter && !cJSON_IsObject(filter)) || (expo && !cJSON_IsObject(expo))) {
+        reply_error(out, 400, "filter and exposure must be objects");
+        goto done;
+    }
+    if ((filter && !only_fields(filter, filter_fields, "filter.", out)) ||
+        (expo && !only_fields(expo, expo_fields, "exposure.", out)))
+        goto done;
+    const cJSON *cat = filter ? cJSON_GetObjectItemCaseSensitive(filter, "category") : NULL;
+    char cbuf[32];
+    if (cat && !(a.category = json_id(cat, cbuf, &why))) {
+        reply_error(out, 400, "filter.category %s", why);
+        goto done;
+    }
+    double v[5];
+    const cJSON *src[5] = {cJSON_GetObjectItemCaseSensitive(j, "diversity"),
+                           cJSON_GetObjectItemCaseSensitive(j, "popularity_penalty"),
+                           expo ? cJSON_GetObjectItemCaseSensitive(expo, "max_shown") : NULL,
+                           expo ? cJSON_GetObjectItemCaseSensitive(expo, "max_category") : NULL,
+                           expo ? cJSON_GetObjectItemCaseSensitive(expo, "window") : NULL};
+    for (int i = 0; i < 5; i++)
+        if (!num_from_json(src[i], rerank_names[i], 0, rerank_hi[i], rerank_def[i], &v[i], out))
+            goto done;
+    if (!rerank_args(&a, v)) {
+        reply_error(out, 400, "max_shown, max_category and window must be whole numbers");
+        goto done;
+    }
     if (!a.user && a.n_history == 0) {
         reply_error(out, 400, "give a user, a history, or both");
         goto done;
@@ -684,7 +858,7 @@ static void get_similar(req_ctx *c, serve_response *out)
         jb_check(&b, cJSON_AddStringToObject(j, "item", item));
         jb_check(&b, cJSON_AddStringToObject(j, "model", ember_model_name(m)));
         jb_check(&b, cJSON_AddStringToObject(j, "version", sm->version));
-        add_items(&b, j, m, items, scores, w);
+        add_items(&b, j, sm, items, scores, w);
         if (b.failed) {
             reply_oom(out);
         } else {

@@ -19,6 +19,8 @@
 #define EMBER_SERVE_H
 
 #include "core/core.h"
+#include "data/data.h"
+#include "serve/rerank.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -39,6 +41,11 @@ typedef struct {
     size_t max_k;           /* largest k a request may ask, default 1,000 */
     size_t history_len;     /* recent items kept in memory per user, default 200 */
     bool durable;           /* fsync every commit (SQLite synchronous=FULL), default true */
+    /* item features (RecBole .item or TSV, keyed by item id): categories
+     * for filters, diversity and fatigue, titles for answers; NULL: none */
+    const char *items_path;
+    const char *category_col; /* default "category" (else "genre", "class") */
+    const char *title_col;    /* default "title" (else "movie_title") */
 } serve_config;
 
 void serve_config_init(serve_config *c);
@@ -86,6 +93,15 @@ void users_history(serve_users *u, const char *user, const ember_idmap *items,
                    uint64_t generation, uint32_t *out, size_t cap, size_t *n_out,
                    size_t *n_recent);
 size_t users_count(const serve_users *u);
+/* Impressions (events of type "impression"): what the user was shown,
+ * kept apart from the history (at most history_len, newest last), for
+ * exposure capping and category fatigue. */
+int users_impress(serve_users *u, const char *user, const char *item, int64_t ts);
+/* The indices (in items, resolved for generation) of the user's
+ * impressions at ts >= since, repeats included, into out (cap). */
+void users_impressions(serve_users *u, const char *user, const ember_idmap *items,
+                       uint64_t generation, int64_t since, uint32_t *out, size_t cap,
+                       size_t *n_out);
 
 /* ------------------------------------------------------- event store */
 
@@ -172,6 +188,11 @@ void metrics_label(serve_buf *b, const char *s);
  * reference while they use it; the last one out frees it. */
 typedef struct {
     ember_model *m;
+    /* the item features mapped through this model's items (n_entities 0
+     * when the server has none), and what the re-ranking stage reads */
+    data_features feats;
+    const data_feature *category, *title;
+    rerank_items items;
     atomic_size_t refs;
     char *path;
     char version[17]; /* the file's XXH3 checksum, hex */

@@ -15,6 +15,8 @@
  */
 #include "serve/serve.h"
 
+#include "models/model.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -68,14 +70,68 @@ static void model_free(serve_model *sm)
 {
     if (!sm)
         return;
+    data_features_free(&sm->feats);
     ember_model_free(sm->m);
     free(sm->path);
     free(sm);
 }
 
+/* The first of the named columns the features have (a list ending in
+ * NULL). */
+static const data_feature *first_col(const data_features *f, const char *const *names)
+{
+    for (size_t i = 0; names[i]; i++) {
+        const data_feature *c = data_features_col(f, names[i]);
+        if (c)
+            return c;
+    }
+    return NULL;
+}
+
+/* The item features of cfg mapped through sm's items, and the re-ranking
+ * stage's view of the items: popularity, factor vectors (dot-product
+ * models), categories. */
+static int model_items(serve_model *sm, const serve_config *cfg)
+{
+    const ember_model *m = sm->m;
+    sm->items = (rerank_items){.n_items = m->n_items, .pop = m->item_count};
+    if (m->ops->dot_items) {
+        const float *bias;
+        m->ops->dot_items(m, &sm->items.Q, &bias, &sm->items.dim);
+    }
+    if (!cfg->items_path)
+        return EMBER_OK;
+    int st = data_features_load(cfg->items_path, NULL, ember_model_items(sm->m), &sm->feats);
+    if (st)
+        return st;
+    const char *cat_names[] = {cfg->category_col ? cfg->category_col : "category",
+                               cfg->category_col ? NULL : "genre",
+                               cfg->category_col ? NULL : "class", NULL};
+    const char *title_names[] = {cfg->title_col ? cfg->title_col : "title",
+                                 cfg->title_col ? NULL : "movie_title", NULL};
+    sm->category = first_col(&sm->feats, cat_names);
+    sm->title = first_col(&sm->feats, title_names);
+    if (cfg->category_col && (!sm->category || !sm->category->ptr))
+        return ember_fail(EMBER_EINVAL, "%s: no token column '%s'", cfg->items_path,
+                          cfg->category_col);
+    if (cfg->title_col && (!sm->title || !sm->title->text))
+        return ember_fail(EMBER_EINVAL, "%s: no text column '%s'", cfg->items_path,
+                          cfg->title_col);
+    if (sm->category && sm->category->ptr) {
+        sm->items.cat_ptr = sm->category->ptr;
+        sm->items.cat_tok = sm->category->tok;
+    } else {
+        sm->category = NULL;
+    }
+    if (sm->title && !sm->title->text)
+        sm->title = NULL;
+    return EMBER_OK;
+}
+
 /* Loads a model file; only regular files (a FIFO or a device could block
  * or never end). */
-static int model_open(const char *path, uint64_t generation, serve_model **out)
+static int model_open(const char *path, uint64_t generation, const serve_config *cfg,
+                      serve_model **out)
 {
     *out = NULL;
     struct stat sb;
@@ -92,6 +148,8 @@ static int model_open(const char *path, uint64_t generation, serve_model **out)
         return EMBER_ENOMEM;
     }
     int st = ember_model_load(path, &sm->m);
+    if (st == EMBER_OK)
+        st = model_items(sm, cfg);
     if (st) {
         model_free(sm);
         return st;
@@ -126,7 +184,7 @@ int serve_reload(serve_server *s, const char *path)
     char *own = ember_strdup(path ? path : cur->path);
     serve_model_release(cur);
     serve_model *sm = NULL;
-    int st = own ? model_open(own, s->generations + 1, &sm) : EMBER_ENOMEM;
+    int st = own ? model_open(own, s->generations + 1, &s->cfg, &sm) : EMBER_ENOMEM;
     free(own);
     if (st == EMBER_OK) {
         s->generations++;
@@ -149,7 +207,9 @@ static int apply_events(void *ctx, const serve_event *ev, size_t n)
 {
     serve_users *u = ctx;
     for (size_t i = 0; i < n; i++) {
-        int st = users_append(u, ev[i].user, ev[i].item, ev[i].ts);
+        int st = strcmp(ev[i].type, "impression") == 0
+                     ? users_impress(u, ev[i].user, ev[i].item, ev[i].ts)
+                     : users_append(u, ev[i].user, ev[i].item, ev[i].ts);
         if (st)
             return st;
     }
@@ -170,8 +230,12 @@ static int copy_config(serve_server *s, const serve_config *c)
     s->cfg.db_path = ember_strdup(c->db_path);
     s->cfg.bind = ember_strdup(c->bind ? c->bind : "127.0.0.1");
     s->cfg.keys_path = c->keys_path ? ember_strdup(c->keys_path) : NULL;
+    s->cfg.items_path = c->items_path ? ember_strdup(c->items_path) : NULL;
+    s->cfg.category_col = c->category_col ? ember_strdup(c->category_col) : NULL;
+    s->cfg.title_col = c->title_col ? ember_strdup(c->title_col) : NULL;
     if (!s->cfg.model_path || !s->cfg.db_path || !s->cfg.bind ||
-        (c->keys_path && !s->cfg.keys_path))
+        (c->keys_path && !s->cfg.keys_path) || (c->items_path && !s->cfg.items_path) ||
+        (c->category_col && !s->cfg.category_col) || (c->title_col && !s->cfg.title_col))
         return EMBER_ENOMEM;
     return EMBER_OK;
 }
@@ -202,7 +266,7 @@ int serve_new(const serve_config *c, serve_server **out)
     s->metrics = ember_calloc(1, sizeof *s->metrics);
     st = s->metrics ? copy_config(s, c) : EMBER_ENOMEM;
     if (st == EMBER_OK)
-        st = model_open(s->cfg.model_path, 1, &s->model);
+        st = model_open(s->cfg.model_path, 1, &s->cfg, &s->model);
     if (st == EMBER_OK) {
         s->generations = 1;
         if (s->cfg.keys_path)
@@ -239,6 +303,9 @@ void serve_free(serve_server *s)
     free((char *)s->cfg.db_path);
     free((char *)s->cfg.bind);
     free((char *)s->cfg.keys_path);
+    free((char *)s->cfg.items_path);
+    free((char *)s->cfg.category_col);
+    free((char *)s->cfg.title_col);
     pthread_mutex_destroy(&s->model_lock);
     pthread_mutex_destroy(&s->reload_lock);
     free(s);

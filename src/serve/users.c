@@ -10,6 +10,10 @@
  * place.  Items are kept as external id strings, because a reloaded model
  * may know items the previous one did not; each keeps the index it had in
  * the map of one generation, re-resolved when a request brings another.
+ *
+ * Impressions (what the user was shown) are kept beside, not in, the
+ * history: every one counts (no move to the front), the oldest dropped
+ * beyond history_len; the re-ranking stage counts them in a time window.
  */
 #include "serve/serve.h"
 
@@ -31,6 +35,8 @@ typedef struct user_entry {
     char *id;
     recent_item *items;
     size_t n, cap;
+    recent_item *shown; /* impressions, oldest first */
+    size_t n_shown, cap_shown;
 } user_entry;
 
 typedef struct {
@@ -67,6 +73,9 @@ static void entry_free(user_entry *e)
     for (size_t i = 0; i < e->n; i++)
         free(e->items[i].id);
     free(e->items);
+    for (size_t i = 0; i < e->n_shown; i++)
+        free(e->shown[i].id);
+    free(e->shown);
     free(e->id);
     free(e);
 }
@@ -172,7 +181,37 @@ static int entry_push(user_entry *e, size_t history_len, const char *item, int64
     return EMBER_OK;
 }
 
+/* Adds an impression of item to e (the stripe's lock held). */
+static int entry_show(user_entry *e, size_t history_len, const char *item, int64_t ts)
+{
+    char *copy = ember_strdup(item);
+    if (!copy)
+        return EMBER_ENOMEM;
+    if (e->n_shown == history_len) {
+        free(e->shown[0].id);
+        memmove(e->shown, e->shown + 1, (e->n_shown - 1) * sizeof *e->shown);
+        e->n_shown--;
+    } else if (ember_grow((void **)&e->shown, &e->cap_shown, e->n_shown + 1, sizeof *e->shown)) {
+        free(copy);
+        return EMBER_ENOMEM;
+    }
+    e->shown[e->n_shown++] = (recent_item){.id = copy, .ts = ts, .idx = -1, .gen = 0};
+    return EMBER_OK;
+}
+
+static int append(serve_users *u, const char *user, const char *item, int64_t ts, bool shown);
+
 int users_append(serve_users *u, const char *user, const char *item, int64_t ts)
+{
+    return append(u, user, item, ts, false);
+}
+
+int users_impress(serve_users *u, const char *user, const char *item, int64_t ts)
+{
+    return append(u, user, item, ts, true);
+}
+
+static int append(serve_users *u, const char *user, const char *item, int64_t ts, bool shown)
 {
     uint64_t h = hash_id(user);
     stripe *s = stripe_of(u, h);
@@ -190,7 +229,7 @@ int users_append(serve_users *u, const char *user, const char *item, int64_t ts)
             return EMBER_ENOMEM;
         }
     }
-    st = entry_push(e, u->history_len, item, ts);
+    st = shown ? entry_show(e, u->history_len, item, ts) : entry_push(e, u->history_len, item, ts);
     if (!link) {
         if (st == EMBER_OK) {
             size_t at = (h / STRIPES) & (s->n_buckets - 1);
@@ -239,6 +278,32 @@ void users_history(serve_users *u, const char *user, const ember_idmap *items,
         *n_recent = e->n;
         for (size_t i = 0; i < e->n; i++) {
             recent_item *r = &e->items[i];
+            if (r->gen != generation) {
+                r->idx = ember_idmap_find(items, r->id, strlen(r->id));
+                r->gen = generation;
+            }
+            if (r->idx >= 0 && *n_out < cap)
+                out[(*n_out)++] = (uint32_t)r->idx;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+void users_impressions(serve_users *u, const char *user, const ember_idmap *items,
+                       uint64_t generation, int64_t since, uint32_t *out, size_t cap,
+                       size_t *n_out)
+{
+    *n_out = 0;
+    uint64_t h = hash_id(user);
+    stripe *s = stripe_of(u, h);
+    pthread_mutex_lock(&s->lock);
+    user_entry **link = find(s, h, user);
+    if (link) {
+        user_entry *e = *link;
+        for (size_t i = 0; i < e->n_shown; i++) {
+            recent_item *r = &e->shown[i];
+            if (r->ts < since)
+                continue;
             if (r->gen != generation) {
                 r->idx = ember_idmap_find(items, r->id, strlen(r->id));
                 r->gen = generation;
