@@ -199,6 +199,25 @@ EMBER_API int ember_model_score(const ember_model *m, const ember_query *q, cons
 EMBER_API int ember_model_recommend(const ember_model *m, const ember_query *q, size_t k,
                                     int exclude_seen, uint32_t *items, float *scores,
                                     size_t *n_out);
+/* Why item is recommended for a query: the items of its history that
+ * contributed most, best first, at most cap of them (out[0..*n_out)).
+ * weight is the item's share of the score: exact for models whose score
+ * is a sum over history items (itemknn, ease) and for als (the
+ * least-squares decomposition: the weights of the distinct history items
+ * sum to the score of the history); for the others, leave-one-out: how
+ * much the score of the history falls without the item (the 50 most
+ * recent distinct items are examined).  *method says which
+ * (EMBER_EXPLAIN_*); models whose scores do not depend on the history
+ * (pop) give no reasons and EMBER_EXPLAIN_NONE.  *score is the query's
+ * score of item. */
+typedef struct {
+    uint32_t item;
+    float weight;
+} ember_reason;
+enum { EMBER_EXPLAIN_NONE = 0, EMBER_EXPLAIN_EXACT = 1, EMBER_EXPLAIN_LEAVE_ONE_OUT = 2 };
+EMBER_API int ember_model_explain(const ember_model *m, const ember_query *q, uint32_t item,
+                                  ember_reason *out, size_t cap, size_t *n_out, float *score,
+                                  int *method);
 /* Online learning: new interactions of known users with known items (by
  * index), users[j] with items[j] at ts[j] (ts NULL: the latest time the
  * model knows).  The users' stored histories grow, so their

@@ -847,6 +847,15 @@ done:
     return st;
 }
 
+/* The least-squares decomposition of item's score over the history. */
+static int als_explain(const ember_model *m, const uint32_t *items, size_t n, uint32_t item,
+                       float *out)
+{
+    const als_state *s = m->state;
+    const als_params *p = m->params;
+    return mf_explain_ls(&s->f, s->YtY, items, n, als_conf(p), p->reg, item, out);
+}
+
 /* Cosine similarity of item factor vectors. */
 static int als_similar(const ember_model *m, uint32_t item, float *out)
 {
@@ -908,6 +917,7 @@ const ember_model_ops model_als = {
     .dot_query = als_dot_query,
     .update = als_update,
     .similar = als_similar,
+    .explain = als_explain,
     .save = als_save,
     .load = als_load,
     .destroy = als_destroy,

@@ -157,6 +157,7 @@ const ember_model_ops model_ease = {
     .fit = ease_fit,
     .score_all = ease_score_all,
     .similar = ease_similar,
+    .additive = true,
     .save = ease_save,
     .load = ease_load,
     .destroy = ease_destroy,

@@ -165,6 +165,7 @@ const ember_model_ops model_itemknn = {
     .fit = itemknn_fit,
     .score_all = itemknn_score_all,
     .similar = itemknn_similar,
+    .additive = true,
     .save = itemknn_save,
     .load = itemknn_load,
     .destroy = itemknn_destroy,

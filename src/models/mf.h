@@ -79,6 +79,11 @@ int mf_load(mf_factors *f, const mf_reader *r, const char *prefix, size_t n_user
  * the system is not positive definite. */
 int mf_foldin_ls(const mf_factors *f, const double *YtY, const uint32_t *items, size_t n,
                  double conf, double reg, float *x);
+/* The same system's explanation of item's score (Hu, Koren & Volinsky
+ * 2008, section 5): x . q = sum_k conf y_k^T A^-1 q, so history item k
+ * contributes out[k] = conf y_k . z with A z = Q[item]. */
+int mf_explain_ls(const mf_factors *f, const double *YtY, const uint32_t *items, size_t n,
+                  double conf, double reg, uint32_t item, float *out);
 /* Q^T Q in double (dim x dim). */
 int mf_gram(const mf_factors *f, double *YtY, int threads);
 

@@ -338,6 +338,38 @@ static int cholesky_solve(double *A, double *b, size_t d)
     return EMBER_OK;
 }
 
+int mf_explain_ls(const mf_factors *f, const double *YtY, const uint32_t *items, size_t n,
+                  double conf, double reg, uint32_t item, float *out)
+{
+    size_t d = f->dim;
+    double *A = ember_alloc(d * d + d, sizeof *A);
+    if (!A)
+        return EMBER_ENOMEM;
+    double *z = A + d * d;
+    memcpy(A, YtY, d * d * sizeof *A);
+    for (size_t a = 0; a < d; a++) {
+        A[a * d + a] += reg;
+        z[a] = f->Q[(size_t)item * d + a];
+    }
+    for (size_t k = 0; k < n; k++) {
+        const float *y = f->Q + (size_t)items[k] * d;
+        for (size_t a = 0; a < d; a++)
+            for (size_t c = 0; c <= a; c++)
+                A[a * d + c] += (conf - 1.0) * y[a] * y[c];
+    }
+    int st = cholesky_solve(A, z, d);
+    if (st == EMBER_OK)
+        for (size_t k = 0; k < n; k++) {
+            const float *y = f->Q + (size_t)items[k] * d;
+            double s = 0;
+            for (size_t a = 0; a < d; a++)
+                s += y[a] * z[a];
+            out[k] = (float)(conf * s);
+        }
+    free(A);
+    return st ? ember_fail(st, "explain: the system is not positive definite") : EMBER_OK;
+}
+
 int mf_foldin_ls(const mf_factors *f, const double *YtY, const uint32_t *items, size_t n,
                  double conf, double reg, float *x)
 {

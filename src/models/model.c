@@ -403,6 +403,105 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+#define EXPLAIN_LOO_MAX 50
+
+static int by_weight_desc(const void *a, const void *b)
+{
+    const ember_reason *x = a, *y = b;
+    if (x->weight != y->weight)
+        return x->weight > y->weight ? -1 : 1;
+    return x->item < y->item ? -1 : x->item > y->item;
+}
+
+int ember_model_explain(const ember_model *m, const ember_query *q, uint32_t item,
+                        ember_reason *out, size_t cap, size_t *n_out, float *score, int *method)
+{
+    *n_out = 0;
+    *method = EMBER_EXPLAIN_NONE;
+    int st = check_query(m, q);
+    if (st)
+        return st;
+    if (item >= m->n_items)
+        return ember_fail(EMBER_EINVAL, "item index %u out of range", item);
+    if ((st = m->ops->score_items ? m->ops->score_items(m, q, &item, 1, score)
+                                  : ember_model_score(m, q, &item, 1, score)))
+        return st;
+    /* the distinct history items, most recent last */
+    model_hist_view v = model_query_history(m, q);
+    size_t n = v.na + v.nb, w = 0;
+    uint32_t *h = ember_alloc(EMBER_MAX(n, 1), sizeof *h);
+    if (!h)
+        return EMBER_ENOMEM;
+    for (size_t k = n; k-- > 0;) { /* newest first: keep the last occurrence */
+        uint32_t it = k >= v.na ? v.b[k - v.na] : v.a[k];
+        bool dup = false;
+        for (size_t t = 0; t < w && !dup; t++)
+            dup = h[t] == it;
+        if (!dup)
+            h[w++] = it;
+    }
+    float *wt = ember_alloc(EMBER_MAX(w, 1), sizeof *wt);
+    ember_reason *r = ember_alloc(EMBER_MAX(w, 1), sizeof *r);
+    uint32_t *rest = ember_alloc(EMBER_MAX(w, 1), sizeof *rest);
+    if (!wt || !r || !rest) {
+        st = EMBER_ENOMEM;
+        goto done;
+    }
+    size_t used = w;
+    if (m->ops->explain) {
+        st = m->ops->explain(m, h, w, item, wt);
+        *method = EMBER_EXPLAIN_EXACT;
+    } else if (m->ops->additive) {
+        /* a repeated item adds its term each time */
+        for (size_t k = 0; k < w && st == EMBER_OK; k++) {
+            ember_query one = {.user = -1, .hist = &h[k], .n_hist = 1};
+            st = ember_model_score(m, &one, &item, 1, &wt[k]);
+            size_t times = 0;
+            for (size_t t = 0; t < n; t++)
+                times += (t >= v.na ? v.b[t - v.na] : v.a[t]) == h[k];
+            wt[k] *= (float)times;
+        }
+        *method = EMBER_EXPLAIN_EXACT;
+    } else {
+        /* leave-one-out over the newest distinct items, against the score
+         * of the history as a new user's (the same kind of query) */
+        used = EMBER_MIN(w, (size_t)EXPLAIN_LOO_MAX);
+        float base;
+        ember_query all = {.user = -1, .hist = h, .n_hist = w};
+        st = ember_model_score(m, &all, &item, 1, &base);
+        for (size_t k = 0; k < used && st == EMBER_OK; k++) {
+            size_t nr = 0;
+            for (size_t t = 0; t < w; t++)
+                if (t != k)
+                    rest[nr++] = h[t];
+            ember_query loo = {.user = -1, .hist = nr ? rest : NULL, .n_hist = nr};
+            float s;
+            st = ember_model_score(m, &loo, &item, 1, &s);
+            wt[k] = base - s;
+        }
+        *method = EMBER_EXPLAIN_LEAVE_ONE_OUT;
+    }
+    if (st)
+        goto done;
+    size_t nz = 0;
+    for (size_t k = 0; k < used; k++)
+        if (wt[k] != 0.0f && isfinite(wt[k]))
+            r[nz++] = (ember_reason){h[k], wt[k]};
+    if (nz == 0 && w > 0 && !m->ops->explain && !m->ops->additive) {
+        /* the history changes nothing (pop): no reasons */
+        *method = EMBER_EXPLAIN_NONE;
+    }
+    qsort(r, nz, sizeof *r, by_weight_desc);
+    *n_out = EMBER_MIN(nz, cap);
+    memcpy(out, r, *n_out * sizeof *out);
+done:
+    free(h);
+    free(wt);
+    free(r);
+    free(rest);
+    return st;
+}
+
 /* The distinct values of v[0..n) sorted, into a new array (*out, *n_out). */
 static int distinct_sorted(const uint32_t *v, size_t n, uint32_t **out, size_t *n_out)
 {

@@ -100,6 +100,15 @@ struct ember_model_ops {
      * n_ev, of the users[0..n_users) (sorted, distinct) with the
      * items[0..n_items) (sorted, distinct); move the parameters.  All or
      * nothing: on an error leave them as they were. */
+    /* Explanations (ember_model_explain).  additive: the score is a sum
+     * of one term per history item, so an item's share is the score of
+     * that item alone (itemknn, ease).  explain (optional): the exact
+     * share of each of the distinct history items items[0..n) in the
+     * score of item, into out[0..n) (als: the least-squares
+     * decomposition).  Neither: leave-one-out. */
+    bool additive;
+    int (*explain)(const ember_model *m, const uint32_t *items, size_t n, uint32_t item,
+                   float *out);
     int (*update)(ember_model *m, const uint32_t *ev_user, const uint32_t *ev_item, size_t n_ev,
                   const uint32_t *users, size_t n_users, const uint32_t *items, size_t n_items,
                   unsigned flags);

@@ -63,6 +63,8 @@ static void get_healthz(req_ctx *c, serve_response *out);
 static void get_metrics(req_ctx *c, serve_response *out);
 static void get_model(req_ctx *c, serve_response *out);
 static void post_reload(req_ctx *c, serve_response *out);
+static void get_explain(req_ctx *c, serve_response *out);
+static void get_dashboard(req_ctx *c, serve_response *out);
 
 static const route_entry routes[] = {
     {ROUTE_RECOMMEND, "/v1/recommend", "GET", SERVE_ROLE_READ, get_recommend},
@@ -74,6 +76,8 @@ static const route_entry routes[] = {
     {ROUTE_METRICS, "/metrics", "GET", SERVE_ROLE_READ, get_metrics},
     {ROUTE_MODEL, "/v1/model", "GET", SERVE_ROLE_READ, get_model},
     {ROUTE_RELOAD, "/v1/admin/reload", "POST", SERVE_ROLE_ADMIN, post_reload},
+    {ROUTE_EXPLAIN, "/v1/explain", "GET", SERVE_ROLE_READ, get_explain},
+    {ROUTE_DASHBOARD, "/", "GET", SERVE_ROLE_NONE, get_dashboard},
 };
 
 static const char json_type[] = "application/json";
@@ -812,6 +816,150 @@ done:
     cJSON_Delete(j);
 }
 
+/* ----------------------------------------------------------- explain */
+
+static const char *title_or_id(const serve_model *sm, uint32_t item)
+{
+    if (sm->title && sm->title->text[item])
+        return sm->title->text[item];
+    return ember_idmap_name(ember_model_items(sm->m), item);
+}
+
+/* GET /v1/explain?user=U&item=I[&k=5]: the history items that made the
+ * model score I for U (ember_model_explain), with their shares, and a
+ * sentence. */
+static void get_explain(req_ctx *c, serve_response *out)
+{
+    static const char *const allowed[] = {"user", "item", "k", NULL};
+    if (!only_params(c, allowed, out))
+        return;
+    const char *user = param(c, "user"), *item = param(c, "item"), *why;
+    if (!user || !item) {
+        reply_error(out, 400, "the query needs user=ID and item=ID");
+        return;
+    }
+    if ((why = check_id(user, strlen(user))) || (why = check_id(item, strlen(item)))) {
+        reply_error(out, 400, "user and item ids: %s", why);
+        return;
+    }
+    size_t k = 5;
+    if (param(c, "k") && !k_from_text(c, param(c, "k"), &k, out))
+        return;
+    k = EMBER_MIN(k, (size_t)100);
+    serve_server *s = c->s;
+    serve_model *sm = serve_model_acquire(s);
+    const ember_model *m = sm->m;
+    ember_idmap *item_map = ember_model_items(m);
+    int64_t u = ember_idmap_find(ember_model_users(m), user, strlen(user));
+    int64_t it = ember_idmap_find(item_map, item, strlen(item));
+    uint32_t *hist = ember_alloc(s->cfg.history_len, sizeof *hist);
+    ember_reason *r = ember_alloc(k, sizeof *r);
+    cJSON *j = cJSON_CreateObject();
+    jb b = {.failed = !hist || !r || !j};
+    char q[80], text[1024];
+    if (b.failed)
+        goto done;
+    if (it < 0) {
+        reply_error(out, 404, "item '%s' is unknown to the model", quote(item, q, sizeof q));
+        goto done;
+    }
+    size_t nh = 0, n_recent = 0, n = 0;
+    users_history(s->users, user, item_map, sm->generation, hist, s->cfg.history_len, &nh,
+                  &n_recent);
+    if (u < 0 && nh == 0) {
+        reply_error(out, 404, "unknown user '%s' (no trained state and no events)",
+                    quote(user, q, sizeof q));
+        goto done;
+    }
+    ember_query qy = {.user = u, .hist = nh ? hist : NULL, .n_hist = nh};
+    float score;
+    int method;
+    int st = ember_model_explain(m, &qy, (uint32_t)it, r, k, &n, &score, &method);
+    if (st) {
+        reply_error(out, status_of(st), "explain: %s", ember_last_error());
+        goto done;
+    }
+    static const char *const method_names[] = {"none", "exact", "leave-one-out"};
+    jb_check(&b, cJSON_AddStringToObject(j, "user", user));
+    jb_check(&b, cJSON_AddStringToObject(j, "item", item));
+    if (sm->title && sm->title->text[it])
+        jb_check(&b, cJSON_AddStringToObject(j, "title", sm->title->text[it]));
+    jb_check(&b, cJSON_AddStringToObject(j, "model", ember_model_name(m)));
+    jb_check(&b, cJSON_AddNumberToObject(j, "score", score));
+    jb_check(&b, cJSON_AddStringToObject(j, "method", method_names[method]));
+    cJSON *because = jb_check(&b, cJSON_AddArrayToObject(j, "because"));
+    for (size_t i = 0; because && i < n; i++) {
+        cJSON *e = jb_check(&b, cJSON_CreateObject());
+        if (!e)
+            break;
+        cJSON_AddItemToArray(because, e);
+        jb_check(&b, cJSON_AddStringToObject(e, "item", ember_idmap_name(item_map, r[i].item)));
+        if (sm->title && sm->title->text[r[i].item])
+            jb_check(&b, cJSON_AddStringToObject(e, "title", sm->title->text[r[i].item]));
+        jb_check(&b, cJSON_AddNumberToObject(e, "weight", r[i].weight));
+    }
+    /* in plain words */
+    size_t len = 0;
+    if (method == EMBER_EXPLAIN_NONE || n == 0) {
+        uint32_t cnt = m->item_count[it];
+        len = (size_t)snprintf(text, sizeof text,
+                               "%s is recommended for its popularity (%u interactions in "
+                               "training), not for this user's history.",
+                               title_or_id(sm, (uint32_t)it), cnt);
+    } else {
+        /* exact shares add up to the score: say which part; a
+         * leave-one-out weight is how far the score falls without it */
+        len = (size_t)snprintf(text, sizeof text, "Recommended because of ");
+        for (size_t i = 0; i < n && i < 3 && len < sizeof text; i++) {
+            const char *sep = i == 0 ? "" : (i + 1 == EMBER_MIN(n, (size_t)3) ? " and " : ", ");
+            if (method == EMBER_EXPLAIN_EXACT && score > 0)
+                len += (size_t)snprintf(text + len, sizeof text - len, "%s%s (%.0f%% of the score)",
+                                        sep, title_or_id(sm, r[i].item),
+                                        100.0 * r[i].weight / score);
+            else
+                len += (size_t)snprintf(text + len, sizeof text - len,
+                                        "%s%s (the score falls by %.3g without it)", sep,
+                                        title_or_id(sm, r[i].item), r[i].weight);
+        }
+        if (len < sizeof text)
+            snprintf(text + len, sizeof text - len, ".");
+    }
+    jb_check(&b, cJSON_AddStringToObject(j, "text", text));
+    if (!b.failed) {
+        reply_json(out, 200, j);
+        j = NULL;
+    }
+done:
+    if (b.failed)
+        reply_oom(out);
+    cJSON_Delete(j);
+    free(hist);
+    free(r);
+    serve_model_release(sm);
+}
+
+/* --------------------------------------------------------- dashboard */
+
+extern const unsigned char serve_dashboard_html[];
+extern const size_t serve_dashboard_html_len;
+
+/* GET /: the one-page dashboard (src/serve/dashboard.html, embedded at
+ * build time); user, k and diversity are read by the page's script. */
+static void get_dashboard(req_ctx *c, serve_response *out)
+{
+    static const char *const allowed[] = {"user", "k", "diversity", NULL};
+    if (!only_params(c, allowed, out))
+        return;
+    char *body = malloc(serve_dashboard_html_len + 1);
+    if (!body) {
+        reply_oom(out);
+        return;
+    }
+    memcpy(body, serve_dashboard_html, serve_dashboard_html_len);
+    body[serve_dashboard_html_len] = '\0';
+    set_body(out, 200, body, serve_dashboard_html_len, "text/html; charset=utf-8");
+}
+
 /* ----------------------------------------------------------- similar */
 
 static void get_similar(req_ctx *c, serve_response *out)
@@ -1258,7 +1406,7 @@ static int check_access(serve_server *s, const serve_request *rq, serve_role nee
 static bool path_matches(const route_entry *r, const char *path, size_t len)
 {
     size_t n = strlen(r->path);
-    if (r->path[n - 1] == '/')
+    if (n > 1 && r->path[n - 1] == '/')
         return len > n && memcmp(path, r->path, n) == 0 && !memchr(path + n, '/', len - n);
     return len == n && memcmp(path, r->path, n) == 0;
 }
@@ -1309,7 +1457,7 @@ static serve_route dispatch(serve_server *s, const serve_request *rq, serve_resp
     if (target[path_len] == '?' && parse_query(&c, target + path_len + 1, out) != 0)
         goto done;
     size_t plen = strlen(found->path);
-    if (found->path[plen - 1] == '/') {
+    if (plen > 1 && found->path[plen - 1] == '/') {
         c.tail_buf = ember_alloc(path_len - plen + 1, 1);
         if (!c.tail_buf) {
             reply_oom(out);

@@ -151,6 +151,8 @@ typedef enum {
     ROUTE_METRICS,
     ROUTE_MODEL,
     ROUTE_RELOAD,
+    ROUTE_EXPLAIN,
+    ROUTE_DASHBOARD,
     ROUTE_OTHER, /* no route matched */
     ROUTE_COUNT
 } serve_route;

@@ -78,7 +78,7 @@ static void test_unknown_route_is_404(void **state)
     serve_server *s = fixture_server(&(fixture_opts){0});
     assert_int_equal(call(s, "GET", "/v1/nothing", NULL, NULL), 404);
     assert_int_equal(call(s, "GET", "/v1/recommend/", NULL, NULL), 404);
-    assert_int_equal(call(s, "GET", "/", NULL, NULL), 404);
+    assert_int_equal(call(s, "GET", "/index.html", NULL, NULL), 404);
     assert_int_equal(call(s, "DELETE", "/v1/users/", NULL, NULL), 404);
     assert_int_equal(call(s, "DELETE", "/v1/users/a/b", NULL, NULL), 404);
     assert_int_equal(call(s, "GET", "nothing", NULL, NULL), 400);
