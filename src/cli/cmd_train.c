@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 
 #include "data/data.h"
+#include "serve/serve.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -13,10 +14,13 @@
 #include <sys/stat.h>
 
 static const char usage[] =
-    "ember train --train FILE [--valid FILE] --model NAME [--param k=v ...] --out MODEL";
+    "ember train (--train FILE | --db EVENTS.sqlite | both) [--valid FILE] --model NAME "
+    "[--param k=v ...] --out MODEL";
 
 static const cli_opt opts[] = {
     {"train", 0, false, false, "training interactions (TSV/CSV/u.data/ratings.dat/.inter)"},
+    {"db", 0, false, false, "also train on the events `ember serve` stored in this SQLite "
+                            "database (impressions left out; read-only, a server may be running)"},
     {"valid", 0, false, false, "validation interactions (early stopping, for models that use it)"},
     {"model", 'm', false, false, "model name (ember models lists them)"},
     {"param", 'p', false, true, "model parameter name=value (repeatable)"},
@@ -40,9 +44,10 @@ int cmd_train(int argc, char **argv)
                    "Fits a model on interactions and writes a model file.", &help))
         return help ? EXIT_OK : EXIT_USAGE;
     const char *train_path = cli_get(&a, "train"), *model_name = cli_get(&a, "model"),
-               *out_path = cli_get(&a, "out"), *valid_path = cli_get(&a, "valid");
-    if (!train_path || !model_name || !out_path)
-        return cli_usage_error(usage, "--train, --model and --out are required");
+               *out_path = cli_get(&a, "out"), *valid_path = cli_get(&a, "valid"),
+               *db_path = cli_get(&a, "db");
+    if ((!train_path && !db_path) || !model_name || !out_path)
+        return cli_usage_error(usage, "--train or --db (or both), --model and --out are required");
     ember_read_opts ro;
     size_t threads, seed, min_user, min_item;
     double threshold;
@@ -73,14 +78,31 @@ int cmd_train(int argc, char **argv)
     ember_dataset *train = NULL, *valid = NULL;
     ember_read_stats rs;
     double t0 = ember_now();
-    cli_progress("reading %s", train_path);
-    if (!users || !items || ember_coo_read(train_path, &ro, users, items, &c, &rs)) {
+    if (!users || !items) {
         cli_fail("train");
         goto done;
     }
-    if (rs.bad)
-        fprintf(stderr, "ember: %s: skipped %zu malformed line%s (first: line %zu: %s)\n",
-                train_path, rs.bad, rs.bad == 1 ? "" : "s", rs.first_bad_line, rs.first_bad);
+    if (train_path) {
+        cli_progress("reading %s", train_path);
+        if (ember_coo_read(train_path, &ro, users, items, &c, &rs)) {
+            cli_fail("train");
+            goto done;
+        }
+        if (rs.bad)
+            fprintf(stderr, "ember: %s: skipped %zu malformed line%s (first: line %zu: %s)\n",
+                    train_path, rs.bad, rs.bad == 1 ? "" : "s", rs.first_bad_line, rs.first_bad);
+    }
+    if (db_path) {
+        cli_progress("reading %s", db_path);
+        size_t n_db, n_skip;
+        if (store_read_interactions(db_path, ro.fixed_ids, users, items, &c, &n_db, &n_skip)) {
+            cli_fail("train");
+            goto done;
+        }
+        if (!cli_flag(&a, "quiet"))
+            fprintf(stderr, "ember: %s: %zu events (%zu impressions or unknown ids left out)\n",
+                    db_path, n_db, n_skip);
+    }
     if (cli_flag(&a, "dedupe") && ember_coo_dedupe(&c)) {
         cli_fail("train");
         goto done;

@@ -136,6 +136,15 @@ int store_append(serve_store *st, const serve_event *ev, size_t n, int64_t recei
 int store_delete_user(serve_store *st, const char *user, size_t *deleted, bool *erased);
 /* Events in the store, transactions committed by the writer. */
 uint64_t store_count(const serve_store *st);
+/* For training (`ember train --db`): appends the interactions stored in
+ * the event database at path (opened read-only; a server may be writing
+ * it) to out, ids interned in users and items (with fixed maps: events of
+ * unknown ids are skipped); events of type "impression" are not
+ * interactions and are left out.  *n_read: events appended, *n_skipped:
+ * impressions and unknown ids. */
+int store_read_interactions(const char *path, bool fixed_ids, ember_idmap *users,
+                            ember_idmap *items, ember_coo *out, size_t *n_read,
+                            size_t *n_skipped);
 uint64_t store_commits(const serve_store *st);
 /* Stops the writer (pending operations finish first) and closes. */
 void store_close(serve_store *st);

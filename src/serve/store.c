@@ -21,6 +21,7 @@
  */
 #include "serve/serve.h"
 
+#include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,6 +188,75 @@ int store_replay(serve_store *st, const store_hooks *hooks, size_t *n)
         e = db_fail(st, "cannot read events");
     sqlite3_finalize(s);
     atomic_store(&st->count, *n);
+    return e;
+}
+
+int store_read_interactions(const char *path, bool fixed_ids, ember_idmap *users,
+                            ember_idmap *items, ember_coo *out, size_t *n_read,
+                            size_t *n_skipped)
+{
+    *n_read = *n_skipped = 0;
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        int e = ember_fail(EMBER_EIO, "%s: cannot open: %s", path,
+                           db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return e;
+    }
+    sqlite3_busy_timeout(db, 10000);
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT user, item, type, value, ts FROM events ORDER BY seq", -1,
+                           &s, NULL) != SQLITE_OK) {
+        int e = ember_fail(EMBER_EFORMAT, "%s: not an ember event database: %s", path,
+                           sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return e;
+    }
+    size_t n0 = out->n;
+    int rc, e = EMBER_OK;
+    while (e == EMBER_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *user = (const char *)sqlite3_column_text(s, 0);
+        const char *item = (const char *)sqlite3_column_text(s, 1);
+        const char *type = (const char *)sqlite3_column_text(s, 2);
+        if (!user || !item || !type) {
+            e = ember_fail(EMBER_EFORMAT, "%s: an event without user, item or type", path);
+            break;
+        }
+        if (strcmp(type, "impression") == 0) {
+            (*n_skipped)++;
+            continue;
+        }
+        uint32_t u, i;
+        if (fixed_ids) {
+            int64_t fu = ember_idmap_find(users, user, strlen(user));
+            int64_t fi = ember_idmap_find(items, item, strlen(item));
+            if (fu < 0 || fi < 0) {
+                (*n_skipped)++;
+                continue;
+            }
+            u = (uint32_t)fu;
+            i = (uint32_t)fi;
+        } else if ((e = ember_idmap_intern(users, user, strlen(user), &u)) ||
+                   (e = ember_idmap_intern(items, item, strlen(item), &i))) {
+            break;
+        }
+        double v = sqlite3_column_double(s, 3);
+        if (!isfinite(v) || fabs(v) > 3e38) {
+            e = ember_fail(EMBER_EFORMAT, "%s: event value %g out of range", path, v);
+            break;
+        }
+        if ((e = ember_coo_push(out, u, i, (float)v, sqlite3_column_int64(s, 4))))
+            break;
+        (*n_read)++;
+    }
+    if (e == EMBER_OK && rc != SQLITE_DONE)
+        e = ember_fail(EMBER_EIO, "%s: cannot read events: %s", path, sqlite3_errmsg(db));
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    if (e) {
+        out->n = n0; /* nothing half-read */
+        *n_read = 0;
+    }
     return e;
 }
 

@@ -239,6 +239,63 @@ static void test_a_failing_batch_does_not_fail_the_others(void **state)
     assert_string_equal(out, "60");
 }
 
+static void test_stored_events_read_for_training(void **state)
+{
+    (void)state;
+    const char *db = db_path("train.sqlite");
+    char path[512];
+    snprintf(path, sizeof path, "%s", db);
+    seen s = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    store_hooks h = {on_events, on_erase, &s};
+    serve_store *st;
+    assert_int_equal(store_open(path, true, &st), EMBER_OK);
+    assert_int_equal(store_start(st, &h), EMBER_OK);
+    serve_event ev[4] = {{"u1", "i1", "view", 1.0, 100},
+                         {"u2", "i2", "impression", 1.0, 101},
+                         {"u2", "i1", "buy", 5.0, 102},
+                         {"u3", "i9", "view", 2.0, 103}};
+    assert_int_equal(store_append(st, ev, 4, 0), EMBER_OK);
+    /* read while the store is open (a running server) */
+    ember_idmap *users = ember_idmap_new(), *items = ember_idmap_new();
+    ember_coo c = {0};
+    size_t n, skipped;
+    assert_int_equal(store_read_interactions(path, false, users, items, &c, &n, &skipped),
+                     EMBER_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(skipped, 1); /* the impression */
+    assert_int_equal(c.n, 3);
+    assert_string_equal(ember_idmap_name(users, c.user[1]), "u2");
+    assert_string_equal(ember_idmap_name(items, c.item[1]), "i1");
+    assert_float_equal(c.rating[1], 5.0, 0);
+    assert_int_equal(c.ts[2], 103);
+    /* with fixed maps, unknown ids are skipped: i9 is known now, a new map is not */
+    ember_idmap *u2 = ember_idmap_new(), *i2 = ember_idmap_new();
+    uint32_t idx;
+    assert_int_equal(ember_idmap_intern(u2, "u1", 2, &idx), EMBER_OK);
+    assert_int_equal(ember_idmap_intern(u2, "u2", 2, &idx), EMBER_OK);
+    assert_int_equal(ember_idmap_intern(i2, "i1", 2, &idx), EMBER_OK);
+    ember_coo c2 = {0};
+    assert_int_equal(store_read_interactions(path, true, u2, i2, &c2, &n, &skipped), EMBER_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(skipped, 2);
+    assert_int_equal(ember_idmap_size(u2), 2);
+    store_close(st);
+    /* not a database, and a missing one: refused, nothing appended */
+    const char *text = test_write_file("not-a-db.sqlite", "user\titem\n1\t2\n");
+    assert_int_equal(store_read_interactions(text, false, users, items, &c, &n, &skipped),
+                     EMBER_EFORMAT);
+    assert_int_equal(store_read_interactions("/nonexistent/x.sqlite", false, users, items, &c,
+                                             &n, &skipped),
+                     EMBER_EIO);
+    assert_int_equal(c.n, 3);
+    ember_coo_free(&c);
+    ember_coo_free(&c2);
+    ember_idmap_free(users);
+    ember_idmap_free(items);
+    ember_idmap_free(u2);
+    ember_idmap_free(i2);
+}
+
 static void test_writes_after_close_are_refused(void **state)
 {
     (void)state;
@@ -270,6 +327,7 @@ int main(void)
         cmocka_unit_test(test_a_failing_batch_does_not_fail_the_others),
         cmocka_unit_test(test_writes_after_close_are_refused),
         cmocka_unit_test(test_a_foreign_table_is_refused),
+        cmocka_unit_test(test_stored_events_read_for_training),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
