@@ -9,8 +9,9 @@
 # It prints, for one server on 127.0.0.1 with THREADS threads:
 #   1. the HTTP ceiling: GET /healthz (no model work) at saturation
 #   2. GET /v1/recommend?user=U&k=10 at saturation, users in rotation,
-#      with wrk's latency percentiles (at saturation, not at a fixed rate:
-#      Debian's wrk has no -R; fixed-rate p50/p99 needs wrk2)
+#      with wrk's latency percentiles; then at fixed rates (RATES, default
+#      "1000 5000") with bench/loadgen.c (Debian's wrk has no -R), latency
+#      counted from when each request was due
 #   3. event ingestion: POST /v1/events, batches of 100 events, committed
 #      durably (synchronous=FULL) — events/s = requests/s x 100
 #   4. event-to-visible: POST one event, then GET the user's
@@ -20,9 +21,11 @@
 # are a floor, and the machine is shared.
 set -eu
 EMBER=${1:-./build/ember}
-USERS=${USERS:-20000}
-ITEMS=${ITEMS:-20000}
-INTERACTIONS=${INTERACTIONS:-400000}
+USERS=${USERS:-100000}
+ITEMS=${ITEMS:-200000}
+INTERACTIONS=${INTERACTIONS:-5000000}
+RATES=${RATES:-1000 5000}
+LOADGEN=${LOADGEN:-$(dirname "$EMBER")/loadgen}
 MODEL=${MODEL:-als}
 FACTORS=${FACTORS:-64}
 THREADS=${THREADS:-2}
@@ -30,6 +33,7 @@ SECONDS_=${SECONDS:-10}
 CONNS=${CONNS:-32}
 command -v wrk >/dev/null || { echo "bench_serve: wrk is not installed (apt-get install wrk)"; exit 1; }
 command -v curl >/dev/null || { echo "bench_serve: curl is not installed"; exit 1; }
+[ -x "$LOADGEN" ] || { echo "bench_serve: $LOADGEN missing (make bench)"; exit 1; }
 T=$(mktemp -d /tmp/ember-bench-serve-XXXXXX)
 SERVER=
 trap '[ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; wait 2>/dev/null; rm -rf "$T"' EXIT
@@ -86,6 +90,10 @@ run() { # title, then wrk arguments
 
 run "HTTP ceiling: GET /healthz" "$URL/healthz"
 run "GET /v1/recommend k=10 (saturation)" -s "$T/recommend.lua" "$URL"
+for rate in $RATES; do
+    echo "== GET /v1/recommend k=10 at a fixed $rate req/s (loadgen, 16 connections)"
+    "$LOADGEN" 127.0.0.1 "$PORT" "$rate" "$SECONDS_" 16 "$USERS" "/v1/recommend?user=%u&k=10" || true
+done
 run "POST /v1/events, 100 events per batch (durable)" -s "$T/events.lua" "$URL"
 curl -s "$URL/metrics" | grep -E "^ember_(events_ingested_total|store_commits_total)"
 

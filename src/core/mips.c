@@ -336,10 +336,13 @@ int mips_topk(const mips_index *ix, const float *X, size_t ld, size_t n, const m
         return EMBER_ENOMEM;
     search S = {.ix = ix, .X = X, .ld = ld, .n = n, .k = k, .o = o, .K = ember_kernels(),
                 .zero = zero};
-    size_t block = BLOCK_GROUPS * TR, n_blocks = (n + block - 1) / block;
+    /* a block of queries per thread at a time (fewer for a small n: one
+     * query, as a server asks, allocates for one group) */
+    size_t block = EMBER_MIN((size_t)BLOCK_GROUPS * TR, (n + TR - 1) / TR * TR);
+    size_t n_blocks = (n + block - 1) / block;
     int threads = o->threads > 0 ? o->threads : omp_get_max_threads();
     int failed = 0;
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(threads) if (threads > 1 && n_blocks > 1)
     {
         float *hs = ember_alloc(block * k, sizeof *hs);
         uint32_t *hi = ember_alloc(block * k, sizeof *hi);

@@ -487,6 +487,57 @@ static void add_items(jb *b, cJSON *obj, const serve_model *sm, const uint32_t *
     }
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Retrieval for a factor model: the query's vector against the packed
+ * item table (core/mips.c), seen and excluded items left out in the
+ * search itself; the pool best first into items/scores (*n of them). */
+static int retrieve_dot(const serve_model *sm, const ember_query *q, const rec_args *a,
+                        size_t pool, uint32_t *items, float *scores, size_t *n)
+{
+    const ember_model *m = sm->m;
+    ember_idmap *item_map = ember_model_items(m);
+    model_hist_view v = model_query_history(m, q);
+    size_t cap = (a->include_seen ? 0 : v.na + v.nb) + a->n_exclude, w = 0;
+    float *x = ember_alloc_aligned(sm->items.dim, sizeof *x);
+    uint32_t *ex = ember_alloc(cap ? cap : 1, sizeof *ex);
+    int st = EMBER_OK;
+    if (!x || !ex) {
+        st = EMBER_ENOMEM;
+        goto done;
+    }
+    if (!a->include_seen) {
+        memcpy(ex, v.a, v.na * sizeof *ex);
+        memcpy(ex + v.na, v.b, v.nb * sizeof *ex);
+        w = v.na + v.nb;
+    }
+    for (size_t i = 0; i < a->n_exclude; i++) {
+        int64_t idx = ember_idmap_find(item_map, a->exclude[i], strlen(a->exclude[i]));
+        if (idx >= 0)
+            ex[w++] = (uint32_t)idx;
+    }
+    qsort(ex, w, sizeof *ex, cmp_u32);
+    float c;
+    if ((st = m->ops->dot_query(m, q, x, &c)))
+        goto done;
+    uint64_t eptr[2] = {0, w};
+    uint32_t got;
+    mips_opts o = {.k = pool, .threads = 1, .excl_ptr = eptr, .excl = ex};
+    if ((st = mips_topk(&sm->mips, x, sm->items.dim, 1, &o, items, scores, &got)))
+        goto done;
+    for (uint32_t r = 0; r < got; r++)
+        scores[r] += c;
+    *n = got;
+done:
+    free(x);
+    free(ex);
+    return st;
+}
+
 static bool reranks(const rec_args *a)
 {
     return a->diversity > 0 || a->popularity > 0 || a->max_shown > 0 || a->max_category > 0;
@@ -504,14 +555,14 @@ static void recommend(req_ctx *c, const rec_args *a, serve_response *out)
     /* the pool the re-ranking stage chooses from */
     size_t pool = reranks(a) ? EMBER_MIN(ni, EMBER_MAX(5 * a->k, a->k + 50)) : a->k;
     uint32_t *hist = ember_alloc(cap ? cap : 1, sizeof *hist);
-    float *all = ember_alloc(ni ? ni : 1, sizeof *all);
+    float *all = NULL;
     uint32_t *items = ember_alloc(pool ? pool : 1, sizeof *items);
     float *scores = ember_alloc(pool ? pool : 1, sizeof *scores);
     uint32_t *picked = ember_alloc(a->k ? a->k : 1, sizeof *picked);
     float *picked_s = ember_alloc(a->k ? a->k : 1, sizeof *picked_s);
     uint32_t *shown = NULL;
     cJSON *j = cJSON_CreateObject(), *unknown = NULL;
-    jb b = {.failed = !hist || !all || !items || !scores || !picked || !picked_s || !j};
+    jb b = {.failed = !hist || !items || !scores || !picked || !picked_s || !j};
     if (b.failed)
         goto done;
     int64_t cat_tok = -1;
@@ -560,9 +611,24 @@ static void recommend(req_ctx *c, const rec_args *a, serve_response *out)
             reply_error(out, 404, "no item of the history is known to the model");
         goto done;
     }
-    /* retrieval: every item scored, then what may not be shown removed */
     ember_query q = {.user = user, .hist = nh ? hist : NULL, .n_hist = nh};
-    int st = ember_model_score(m, &q, NULL, 0, all);
+    size_t n = 0, w = 0;
+    int st;
+    if (sm->has_mips && cat_tok < 0) {
+        /* retrieval for a factor model: the packed search */
+        if ((st = retrieve_dot(sm, &q, a, pool, items, scores, &n))) {
+            reply_error(out, status_of(st), "recommend: %s", ember_last_error());
+            goto done;
+        }
+        goto rerank;
+    }
+    /* retrieval: every item scored, then what may not be shown removed */
+    all = ember_alloc(ni ? ni : 1, sizeof *all);
+    if (!all) {
+        b.failed = true;
+        goto done;
+    }
+    st = ember_model_score(m, &q, NULL, 0, all);
     if (st) {
         reply_error(out, status_of(st), "recommend: %s", ember_last_error());
         goto done;
@@ -583,8 +649,8 @@ static void recommend(req_ctx *c, const rec_args *a, serve_response *out)
         for (uint32_t i = 0; i < ni; i++)
             if (!rerank_has_category(&sm->items, i, (uint32_t)cat_tok))
                 all[i] = -INFINITY;
-    size_t n = 0, w = 0;
     ember_topk(all, ni, pool, items, scores, &n);
+rerank:
     if (reranks(a)) {
         size_t n_shown = 0;
         if (a->user && (a->max_shown || a->max_category)) {

@@ -20,6 +20,7 @@
 
 #include "core/core.h"
 #include "data/data.h"
+#include "core/mips.h"
 #include "serve/rerank.h"
 
 #include <pthread.h>
@@ -204,6 +205,11 @@ typedef struct {
     data_features feats;
     const data_feature *category, *title;
     rerank_items items;
+    /* factor models: the item table packed for the batched search (core/
+     * mips.h), so that a request reads the few panels that can hold its
+     * top k instead of scoring the whole catalogue */
+    mips_index mips;
+    bool has_mips;
     atomic_size_t refs;
     char *path;
     char version[17]; /* the file's XXH3 checksum, hex */

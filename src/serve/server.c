@@ -71,6 +71,8 @@ static void model_free(serve_model *sm)
     if (!sm)
         return;
     data_features_free(&sm->feats);
+    if (sm->has_mips)
+        mips_free(&sm->mips);
     ember_model_free(sm->m);
     free(sm->path);
     free(sm);
@@ -95,9 +97,14 @@ static int model_items(serve_model *sm, const serve_config *cfg)
 {
     const ember_model *m = sm->m;
     sm->items = (rerank_items){.n_items = m->n_items, .pop = m->item_count};
-    if (m->ops->dot_items) {
+    if (m->ops->dot_items && m->ops->dot_query) {
         const float *bias;
         m->ops->dot_items(m, &sm->items.Q, &bias, &sm->items.dim);
+        int st = mips_build(&sm->mips, sm->items.Q, sm->items.dim, bias, m->n_items,
+                            sm->items.dim);
+        if (st)
+            return st;
+        sm->has_mips = true;
     }
     if (!cfg->items_path)
         return EMBER_OK;

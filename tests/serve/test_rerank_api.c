@@ -308,6 +308,73 @@ static void test_category_fatigue_from_impressions(void **state)
     serve_free(s);
 }
 
+/* A factor model is served through the packed search (core/mips.c): the
+ * same lists as the model's own full scoring, for known users and for a
+ * history with exclusions. */
+static void test_factor_model_search_matches_full_scoring(void **state)
+{
+    (void)state;
+    serve_server *s = server_with_items(als_path);
+    ember_model *m;
+    assert_int_equal(ember_model_load(als_path, &m), EMBER_OK);
+    ember_idmap *names = ember_model_items(m), *users = ember_model_users(m);
+    size_t differ = 0;
+    for (int u = 1; u <= 40; u++) {
+        char target[96], id[16];
+        snprintf(id, sizeof id, "%d", u);
+        snprintf(target, sizeof target, "/v1/recommend?user=%d&k=10", u);
+        cJSON *j;
+        assert_int_equal(call(s, "GET", target, NULL, &j), 200);
+        ember_query q = {.user = ember_idmap_find(users, id, strlen(id))};
+        assert_true(q.user >= 0);
+        uint32_t want[10];
+        float ws[10];
+        size_t n;
+        assert_int_equal(ember_model_recommend(m, &q, 10, 1, want, ws, &n), EMBER_OK);
+        const cJSON *arr = items_of(j);
+        assert_int_equal((size_t)cJSON_GetArraySize(arr), n);
+        for (size_t r = 0; r < n; r++) {
+            const cJSON *e = cJSON_GetArrayItem(arr, (int)r);
+            assert_float_equal(cJSON_GetObjectItem(e, "score")->valuedouble, ws[r], 1e-4);
+            differ += strcmp(cJSON_GetObjectItem(e, "item")->valuestring,
+                             ember_idmap_name(names, want[r])) != 0;
+        }
+        cJSON_Delete(j);
+    }
+    assert_true(differ <= 2); /* only near ties may swap */
+    /* a new user's history, with an exclusion */
+    cJSON *j;
+    assert_int_equal(call(s, "POST", "/v1/recommend",
+                          "{\"history\":[\"1\",\"2\",\"3\"],\"k\":5,\"exclude\":[\"4\"]}", &j),
+                     200);
+    uint32_t hist[3];
+    for (int i = 0; i < 3; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "%d", i + 1);
+        hist[i] = (uint32_t)ember_idmap_find(names, id, strlen(id));
+    }
+    ember_query q = {.user = -1, .hist = hist, .n_hist = 3};
+    uint32_t want[6];
+    float ws[6];
+    size_t n;
+    assert_int_equal(ember_model_recommend(m, &q, 6, 1, want, ws, &n), EMBER_OK);
+    size_t r = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, items_of(j))
+    {
+        const char *got = cJSON_GetObjectItem(e, "item")->valuestring;
+        assert_string_not_equal(got, "4");
+        while (r < n && strcmp(ember_idmap_name(names, want[r]), "4") == 0)
+            r++;
+        assert_true(r < n);
+        assert_string_equal(got, ember_idmap_name(names, want[r]));
+        r++;
+    }
+    cJSON_Delete(j);
+    ember_model_free(m);
+    serve_free(s);
+}
+
 static void test_bad_reranking_settings_refused(void **state)
 {
     (void)state;
@@ -343,6 +410,7 @@ int main(void)
         cmocka_unit_test(test_popularity_penalty_lowers_popularity),
         cmocka_unit_test(test_exposure_capping_from_impressions),
         cmocka_unit_test(test_category_fatigue_from_impressions),
+        cmocka_unit_test(test_factor_model_search_matches_full_scoring),
         cmocka_unit_test(test_bad_reranking_settings_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
