@@ -1,5 +1,8 @@
-/* testutil.c — shared test helpers: data paths, temp files. */
+/* testutil.c — shared test helpers: data paths, temp files, synthetic
+ * data and fitted models. */
 #include "testutil.h"
+
+#include "data/data.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,4 +75,35 @@ bool test_is_sanitized(void)
 #else
     return false;
 #endif
+}
+
+ember_dataset *test_synth_dataset(size_t users, size_t items, size_t rows, uint64_t seed)
+{
+    data_synth_opts o;
+    data_synth_opts_init(&o);
+    o.n_users = users;
+    o.n_items = items;
+    o.n_interactions = rows;
+    o.seed = seed;
+    char name[96];
+    snprintf(name, sizeof name, "synth-%zu-%zu-%zu-%llu.tsv", users, items, rows,
+             (unsigned long long)seed);
+    const char *path = test_write_file(name, "");
+    ember_dataset *d = NULL;
+    if (data_synth_write(&o, path, NULL) || ember_dataset_load(path, NULL, NULL, NULL, &d, NULL))
+        return NULL;
+    return d;
+}
+
+ember_model *test_fit(const char *name, const char *const *params, const ember_dataset *d,
+                      int threads, uint64_t seed)
+{
+    ember_model *m;
+    assert_int_equal(ember_model_new(name, params, &m), EMBER_OK);
+    ember_fit_opts fo = {.threads = threads, .seed = seed};
+    int st = ember_model_fit(m, d, NULL, &fo);
+    if (st)
+        print_message("%s: %s\n", name, ember_last_error());
+    assert_int_equal(st, EMBER_OK);
+    return m;
 }

@@ -27,4 +27,12 @@ const char *test_write_file(const char *name, const char *text);
 /* Whether the build has sanitizers (accuracy floors stay, timings do not). */
 bool test_is_sanitized(void);
 
+/* A synthetic interaction set (data_synth: users x items, rows, seed; the
+ * generator's other defaults) loaded with fresh id maps; NULL on failure. */
+struct ember_dataset *test_synth_dataset(size_t users, size_t items, size_t rows, uint64_t seed);
+/* A model of that name and parameters fitted on d (the test fails on an
+ * error). */
+struct ember_model *test_fit(const char *name, const char *const *params,
+                             const struct ember_dataset *d, int threads, uint64_t seed);
+
 #endif

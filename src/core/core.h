@@ -57,6 +57,36 @@ bool ember_parse_f64(const char *s, size_t len, double *out);
 /* 64-bit checksum (XXH3) of a buffer, and incremental. */
 uint64_t ember_hash64(const void *p, size_t n);
 
+/* Sorted uint32 arrays (item lists): the qsort comparator (ascending);
+ * the first index whose value is >= x; whether x is there; sorting with
+ * repeats removed in place (returns how many remain). */
+int ember_cmp_u32(const void *a, const void *b);
+size_t ember_sort_unique_u32(uint32_t *v, size_t n);
+static inline size_t ember_lower_bound_u32(const uint32_t *a, size_t n, uint32_t x)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (a[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+/* (in sampling loops: branch-free, the compare becomes a conditional move) */
+static inline bool ember_sorted_has_u32(const uint32_t *a, size_t n, uint32_t x)
+{
+    if (n == 0)
+        return false;
+    while (n > 1) {
+        size_t half = n / 2;
+        a = a[half] <= x ? a + half : a;
+        n -= half;
+    }
+    return *a == x;
+}
+
 #define EMBER_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define EMBER_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define EMBER_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

@@ -199,19 +199,6 @@ static float heap_offer(heap *h, float s, uint32_t it)
     return h->n < h->k ? -INFINITY : h->s[0];
 }
 
-static bool sorted_has(const uint32_t *a, size_t n, uint32_t x)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (a[mid] < x)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < n && a[lo] == x;
-}
-
 /* ----------------------------------------------------------- search */
 
 typedef struct {
@@ -286,7 +273,7 @@ static void search_block(const search *S, size_t q0, size_t nq, heap *h, float *
                             continue;
                         if (S->o->excl) {
                             uint64_t a = S->o->excl_ptr[q0 + q], b = S->o->excl_ptr[q0 + q + 1];
-                            if (sorted_has(S->o->excl + a, (size_t)(b - a), it))
+                            if (ember_sorted_has_u32(S->o->excl + a, (size_t)(b - a), it))
                                 continue;
                         }
                         th[r] = heap_offer(&h[q], s, it);

@@ -239,3 +239,19 @@ uint64_t ember_hash64(const void *p, size_t n)
 {
     return XXH3_64bits(p, n);
 }
+
+int ember_cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+size_t ember_sort_unique_u32(uint32_t *v, size_t n)
+{
+    qsort(v, n, sizeof *v, ember_cmp_u32);
+    size_t w = 0;
+    for (size_t k = 0; k < n; k++)
+        if (w == 0 || v[k] != v[w - 1])
+            v[w++] = v[k];
+    return w;
+}

@@ -36,12 +36,6 @@ typedef struct {
     size_t n_keys;
 } dense_keys;
 
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 static int dense_keys_make(const uint32_t *v, size_t n, dense_keys *out)
 {
     memset(out, 0, sizeof *out);
@@ -61,13 +55,13 @@ static int dense_keys_make(const uint32_t *v, size_t n, dense_keys *out)
         return EMBER_ENOMEM;
     }
     memcpy(sorted, v, n * sizeof *sorted);
-    qsort(sorted, n, sizeof *sorted, cmp_u32);
+    qsort(sorted, n, sizeof *sorted, ember_cmp_u32);
     size_t m = 0;
     for (size_t k = 0; k < n; k++)
         if (m == 0 || sorted[m - 1] != sorted[k])
             sorted[m++] = sorted[k];
     for (size_t k = 0; k < n; k++) {
-        const uint32_t *hit = bsearch(&v[k], sorted, m, sizeof *sorted, cmp_u32);
+        const uint32_t *hit = bsearch(&v[k], sorted, m, sizeof *sorted, ember_cmp_u32);
         rank[k] = (uint32_t)(hit - sorted);
     }
     free(sorted);

@@ -181,12 +181,6 @@ static bool is_number(span v)
     return ember_parse_f32(v.p, v.len, &x);
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 void data_features_free(data_features *f)
 {
     if (!f)
@@ -321,7 +315,7 @@ static int add_value(const line_reader *r, data_feature *col, col_build *b, uint
             col->tok[b->n++] = idx;
         }
         if (col->type == FEAT_TOKEN_SEQ && b->n - first > 1) {
-            qsort(col->tok + first, b->n - first, sizeof *col->tok, cmp_u32);
+            qsort(col->tok + first, b->n - first, sizeof *col->tok, ember_cmp_u32);
             size_t o = first + 1;
             for (size_t k = first + 1; k < b->n; k++)
                 if (col->tok[k] != col->tok[o - 1])

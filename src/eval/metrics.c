@@ -37,19 +37,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool contains_sorted(const uint32_t *a, size_t n, uint32_t x)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (a[mid] < x)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < n && a[lo] == x;
-}
-
 void eval_rank_user(const uint32_t *ranked, size_t n_ranked, size_t k, const uint32_t *truth,
                     size_t n_truth, size_t n_truth_total, eval_rank *out)
 {
@@ -60,7 +47,7 @@ void eval_rank_user(const uint32_t *ranked, size_t n_ranked, size_t k, const uin
     size_t hits = 0;
     double dcg = 0.0, sum_prec = 0.0, mrr = 0.0;
     for (size_t i = 0; i < n; i++) {
-        if (!contains_sorted(truth, n_truth, ranked[i]))
+        if (!ember_sorted_has_u32(truth, n_truth, ranked[i]))
             continue;
         hits++;
         dcg += 1.0 / log2((double)i + 2.0);

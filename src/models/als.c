@@ -609,12 +609,6 @@ static int foldin(const als_state *s, const uint32_t *items, size_t n, double co
 /* The user vector of a query: the stored one for a known user who brings
  * nothing, else the exact least-squares fold-in of the whole history
  * (stored + brought, duplicates counted once). */
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 static int query_vector(const ember_model *m, const ember_query *q, float *x, const float **out)
 {
     const als_state *s = m->state;
@@ -636,11 +630,7 @@ static int query_vector(const ember_model *m, const ember_query *q, float *x, co
         return EMBER_ENOMEM;
     memcpy(items, v.a, v.na * sizeof *items);
     memcpy(items + v.na, v.b, v.nb * sizeof *items);
-    qsort(items, n, sizeof *items, cmp_u32);
-    size_t w = 0;
-    for (size_t k = 0; k < n; k++)
-        if (w == 0 || items[k] != items[w - 1])
-            items[w++] = items[k];
+    size_t w = ember_sort_unique_u32(items, n);
     int st = foldin(s, items, w, als_conf(p), p->reg, x);
     free(items);
     return st;
@@ -680,12 +670,7 @@ static size_t user_items(const ember_model *m, uint32_t u, uint32_t *buf)
     uint64_t a = m->hist.ptr[u], b = m->hist.ptr[u + 1];
     size_t n = (size_t)(b - a);
     memcpy(buf, m->hist.item + a, n * sizeof *buf);
-    qsort(buf, n, sizeof *buf, cmp_u32);
-    size_t w = 0;
-    for (size_t k = 0; k < n; k++)
-        if (w == 0 || buf[k] != buf[w - 1])
-            buf[w++] = buf[k];
-    return w;
+    return ember_sort_unique_u32(buf, n);
 }
 
 /* The distinct users of each touched item (items[0..n), sorted) from the

@@ -233,18 +233,6 @@ static inline uint64_t draw(ember_rng *r, uint64_t n)
 
 /* Whether the sorted a[0..n) holds x: a branch-free binary search (the
  * compare becomes a conditional move, no mispredicted branches). */
-static inline bool contains(const uint32_t *a, size_t n, uint32_t x)
-{
-    if (n == 0)
-        return false;
-    while (n > 1) {
-        size_t half = n / 2;
-        a = a[half] <= x ? a + half : a;
-        n -= half;
-    }
-    return *a == x;
-}
-
 /* The training pairs as a set, for the negative check of a fit: open
  * addressing with linear probing over 32-bit fingerprints of a 64-bit
  * hash of (u, i); 0 marks an empty slot; at most 2/3 full.  One check is
@@ -602,12 +590,6 @@ done:
 
 /* ------------------------------------------------------------ scoring */
 
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Fold-in (see the top of the file): x from the sorted, unique items. */
 static void fold_in(const ember_model *m, const uint32_t *items, size_t n, float *x)
 {
@@ -626,7 +608,7 @@ static void fold_in(const ember_model *m, const uint32_t *items, size_t n, float
             uint32_t i = items[t], j = UINT32_MAX;
             for (int a = 0; a < 32 && j == UINT32_MAX; a++) {
                 j = (uint32_t)draw(&rng, ni);
-                if (contains(items, n, j))
+                if (ember_sorted_has_u32(items, n, j))
                     j = UINT32_MAX;
             }
             if (j == UINT32_MAX)
@@ -678,7 +660,7 @@ static int bpr_update(ember_model *m, const uint32_t *ev_user, const uint32_t *e
     for (size_t k = 0; k < nu; k++) {
         uint64_t a = m->hist.ptr[users[k]], b = m->hist.ptr[users[k] + 1];
         memcpy(seen + at[k], m->hist.item + a, (size_t)(b - a) * sizeof *seen);
-        qsort(seen + at[k], (size_t)(b - a), sizeof *seen, cmp_u32);
+        qsort(seen + at[k], (size_t)(b - a), sizeof *seen, ember_cmp_u32);
         at[k + 1] = at[k] + (b - a);
     }
     step_kernels k = choose_kernels();
@@ -705,7 +687,7 @@ static int bpr_update(ember_model *m, const uint32_t *ev_user, const uint32_t *e
             size_t un = (size_t)(at[lo + 1] - at[lo]);
             for (int a = 0; a < 32 && j == UINT32_MAX; a++) {
                 j = (uint32_t)draw(&rng, s->f.n_items);
-                if (contains(us, un, j))
+                if (ember_sorted_has_u32(us, un, j))
                     j = UINT32_MAX;
             }
             if (j == UINT32_MAX)
@@ -763,11 +745,7 @@ static int query_vector(const ember_model *m, const ember_query *q, float *x, co
         return EMBER_ENOMEM;
     memcpy(items, v.a, v.na * sizeof *items);
     memcpy(items + v.na, v.b, v.nb * sizeof *items);
-    qsort(items, n, sizeof *items, cmp_u32);
-    size_t w = 0;
-    for (size_t k = 0; k < n; k++)
-        if (w == 0 || items[k] != items[w - 1])
-            items[w++] = items[k];
+    size_t w = ember_sort_unique_u32(items, n);
     fold_in(m, items, w, x);
     free(items);
     return EMBER_OK;

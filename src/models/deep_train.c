@@ -48,14 +48,7 @@ void deep_negs_init(deep_negs *ns, const ember_dataset *train, deep_neg_kind kin
 
 bool deep_sorted_has(const uint32_t *a, size_t n, uint32_t x)
 {
-    if (n == 0)
-        return false;
-    while (n > 1) { /* branch-free: the compare becomes a conditional move */
-        size_t half = n / 2;
-        a = a[half] <= x ? a + half : a;
-        n -= half;
-    }
-    return *a == x;
+    return ember_sorted_has_u32(a, n, x);
 }
 
 /* Uniform in [0, n) by multiply-shift (Lemire); the bias is below 2^-32

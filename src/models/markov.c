@@ -64,12 +64,6 @@ static void markov_destroy(ember_model *m)
     m->state = NULL;
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* 1 / row sums of the counts. */
 static int compute_totals(markov_state *s, size_t n_items)
 {
@@ -129,7 +123,7 @@ static int markov_fit(ember_model *m, const ember_dataset *train, const ember_da
     uint64_t w = 0;
     for (size_t a = 0; a < ni; a++) {
         uint64_t b = ptr[a], e = ptr[a + 1];
-        qsort(next + b, (size_t)(e - b), sizeof *next, cmp_u32);
+        qsort(next + b, (size_t)(e - b), sizeof *next, ember_cmp_u32);
         ptr[a] = w;
         for (uint64_t p = b; p < e; p++) {
             if (p > b && next[p] == next[p - 1]) {

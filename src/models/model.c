@@ -397,12 +397,6 @@ int ember_model_recommend(const ember_model *m, const ember_query *q, size_t k, 
     return st;
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 #define EXPLAIN_LOO_MAX 50
 
 static int by_weight_desc(const void *a, const void *b)
@@ -509,13 +503,8 @@ static int distinct_sorted(const uint32_t *v, size_t n, uint32_t **out, size_t *
     if (!d)
         return EMBER_ENOMEM;
     memcpy(d, v, n * sizeof *d);
-    qsort(d, n, sizeof *d, cmp_u32);
-    size_t w = 0;
-    for (size_t k = 0; k < n; k++)
-        if (w == 0 || d[k] != d[w - 1])
-            d[w++] = d[k];
     *out = d;
-    *n_out = w;
+    *n_out = ember_sort_unique_u32(d, n);
     return EMBER_OK;
 }
 
@@ -653,7 +642,7 @@ static int recommend_users_dot(const ember_model *m, const uint32_t *users, size
             const uint32_t *h = m->hist.item + m->hist.ptr[users[j]];
             size_t len = (size_t)(eptr[j + 1] - eptr[j]);
             memcpy(excl + eptr[j], h, len * sizeof *excl);
-            qsort(excl + eptr[j], len, sizeof *excl, cmp_u32);
+            qsort(excl + eptr[j], len, sizeof *excl, ember_cmp_u32);
         }
     }
     st = failed;

@@ -281,12 +281,6 @@ static int vae_fit(ember_model *m, const ember_dataset *train, const ember_datas
 
 /* ------------------------------------------------------------ scoring */
 
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 static void tanh_inplace(float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -332,11 +326,7 @@ static int vae_score_all(const ember_model *m, const ember_query *q, float *out)
         return EMBER_ENOMEM;
     memcpy(items, v.a, v.na * sizeof *items);
     memcpy(items + v.na, v.b, v.nb * sizeof *items);
-    qsort(items, n, sizeof *items, cmp_u32);
-    size_t w = 0;
-    for (size_t k = 0; k < n; k++)
-        if (w == 0 || items[k] != items[w - 1])
-            items[w++] = items[k];
+    size_t w = ember_sort_unique_u32(items, n);
     int st = forward_items(s, items, w, out);
     free(items);
     return st;

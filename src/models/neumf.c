@@ -552,12 +552,6 @@ static void score_block(const neumf_state *s, scratch *sc, const uint32_t *items
                  K->dot(wm, x + r * last, last);
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 static inline float sigmoidf(float x)
 {
     return x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x));
@@ -672,11 +666,7 @@ static int query_user(const ember_model *m, const ember_query *q, float *tmp, co
         return EMBER_ENOMEM;
     memcpy(items, v.a, v.na * sizeof *items);
     memcpy(items + v.na, v.b, v.nb * sizeof *items);
-    qsort(items, n, sizeof *items, cmp_u32);
-    size_t w = 0;
-    for (size_t k = 0; k < n; k++)
-        if (w == 0 || items[k] != items[w - 1])
-            items[w++] = items[k];
+    size_t w = ember_sort_unique_u32(items, n);
     int st = fold_in(m, items, w, tmp, tmp + s->mf);
     free(items);
     *pu = tmp;

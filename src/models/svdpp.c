@@ -368,12 +368,6 @@ static int svdpp_fit(ember_model *m, const ember_dataset *train, const ember_dat
 
 /* ----------------------------------------------------------- scoring */
 
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* p = p_u (0 for a new user) + |N|^-1/2 sum_{j in N} y_j, N the distinct
  * items of the stored and the brought history, added in ascending order. */
 static int query_vector(const ember_model *m, const ember_query *q, float *p, float *bu)
@@ -402,7 +396,7 @@ static int query_vector(const ember_model *m, const ember_query *q, float *p, fl
         memcpy(items, v.a, v.na * sizeof *items);
     if (v.nb)
         memcpy(items + v.na, v.b, v.nb * sizeof *items);
-    qsort(items, n, sizeof *items, cmp_u32);
+    qsort(items, n, sizeof *items, ember_cmp_u32);
     const ember_kernel_table *K = ember_kernels();
     size_t nd = 0;
     for (size_t k = 0; k < n; k++)

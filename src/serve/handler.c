@@ -487,12 +487,6 @@ static void add_items(jb *b, cJSON *obj, const serve_model *sm, const uint32_t *
     }
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
-}
-
 /* Retrieval for a factor model: the query's vector against the packed
  * item table (core/mips.c), seen and excluded items left out in the
  * search itself; the pool best first into items/scores (*n of them). */
@@ -520,7 +514,7 @@ static int retrieve_dot(const serve_model *sm, const ember_query *q, const rec_a
         if (idx >= 0)
             ex[w++] = (uint32_t)idx;
     }
-    qsort(ex, w, sizeof *ex, cmp_u32);
+    qsort(ex, w, sizeof *ex, ember_cmp_u32);
     float c;
     if ((st = m->ops->dot_query(m, q, x, &c)))
         goto done;

@@ -39,24 +39,10 @@ static bool share_category(const rerank_items *it, uint32_t a, uint32_t b)
     return false;
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
-}
-
 /* How many times x occurs in the sorted a[0..n). */
 static size_t count_in(const uint32_t *a, size_t n, uint32_t x)
 {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (a[mid] < x)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    size_t c = 0;
+    size_t lo = ember_lower_bound_u32(a, n, x), c = 0;
     while (lo + c < n && a[lo + c] == x)
         c++;
     return c;
@@ -101,7 +87,7 @@ int rerank_select(const rerank_items *it, const rerank_opts *o, const uint32_t *
     /* demotions from the impressions */
     if (o->n_shown) {
         memcpy(shown, o->shown, o->n_shown * sizeof *shown);
-        qsort(shown, o->n_shown, sizeof *shown, cmp_u32);
+        qsort(shown, o->n_shown, sizeof *shown, ember_cmp_u32);
         if (o->max_shown)
             for (size_t c = 0; c < n; c++)
                 if (count_in(shown, o->n_shown, items[c]) >= o->max_shown)
@@ -121,7 +107,7 @@ int rerank_select(const rerank_items *it, const rerank_opts *o, const uint32_t *
                 if (shown[s] < it->n_items)
                     for (uint64_t e = it->cat_ptr[shown[s]]; e < it->cat_ptr[shown[s] + 1]; e++)
                         cat_seen[n_cat_seen++] = it->cat_tok[e];
-            qsort(cat_seen, n_cat_seen, sizeof *cat_seen, cmp_u32);
+            qsort(cat_seen, n_cat_seen, sizeof *cat_seen, ember_cmp_u32);
             for (size_t c = 0; c < n; c++)
                 for (uint64_t e = it->cat_ptr[items[c]]; e < it->cat_ptr[items[c] + 1]; e++)
                     if (count_in(cat_seen, n_cat_seen, it->cat_tok[e]) >= o->max_category) {

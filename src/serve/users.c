@@ -155,6 +155,25 @@ static user_entry *entry_new(uint64_t h, const char *id)
     return e;
 }
 
+/* Appends item at ts to a list of at most max, the oldest dropped. */
+static int list_push(recent_item **items, size_t *n, size_t *cap, size_t max, const char *item,
+                     int64_t ts)
+{
+    char *copy = ember_strdup(item);
+    if (!copy)
+        return EMBER_ENOMEM;
+    if (*n == max) {
+        free((*items)[0].id);
+        memmove(*items, *items + 1, (*n - 1) * sizeof **items);
+        (*n)--;
+    } else if (ember_grow((void **)items, cap, *n + 1, sizeof **items)) {
+        free(copy);
+        return EMBER_ENOMEM;
+    }
+    (*items)[(*n)++] = (recent_item){.id = copy, .ts = ts, .idx = -1, .gen = 0};
+    return EMBER_OK;
+}
+
 /* Adds item as the newest of e (the stripe's lock held). */
 static int entry_push(user_entry *e, size_t history_len, const char *item, int64_t ts)
 {
@@ -166,37 +185,13 @@ static int entry_push(user_entry *e, size_t history_len, const char *item, int64
             e->items[e->n - 1] = keep;
             return EMBER_OK;
         }
-    char *copy = ember_strdup(item);
-    if (!copy)
-        return EMBER_ENOMEM;
-    if (e->n == history_len) {
-        free(e->items[0].id);
-        memmove(e->items, e->items + 1, (e->n - 1) * sizeof *e->items);
-        e->n--;
-    } else if (ember_grow((void **)&e->items, &e->cap, e->n + 1, sizeof *e->items)) {
-        free(copy);
-        return EMBER_ENOMEM;
-    }
-    e->items[e->n++] = (recent_item){.id = copy, .ts = ts, .idx = -1, .gen = 0};
-    return EMBER_OK;
+    return list_push(&e->items, &e->n, &e->cap, history_len, item, ts);
 }
 
 /* Adds an impression of item to e (the stripe's lock held). */
 static int entry_show(user_entry *e, size_t history_len, const char *item, int64_t ts)
 {
-    char *copy = ember_strdup(item);
-    if (!copy)
-        return EMBER_ENOMEM;
-    if (e->n_shown == history_len) {
-        free(e->shown[0].id);
-        memmove(e->shown, e->shown + 1, (e->n_shown - 1) * sizeof *e->shown);
-        e->n_shown--;
-    } else if (ember_grow((void **)&e->shown, &e->cap_shown, e->n_shown + 1, sizeof *e->shown)) {
-        free(copy);
-        return EMBER_ENOMEM;
-    }
-    e->shown[e->n_shown++] = (recent_item){.id = copy, .ts = ts, .idx = -1, .gen = 0};
-    return EMBER_OK;
+    return list_push(&e->shown, &e->n_shown, &e->cap_shown, history_len, item, ts);
 }
 
 static int append(serve_users *u, const char *user, const char *item, int64_t ts, bool shown);

@@ -20,15 +20,8 @@ static ember_dataset *train;
 static int setup(void **state)
 {
     (void)state;
-    data_synth_opts o;
-    data_synth_opts_init(&o);
-    o.n_users = 200;
-    o.n_items = 300;
-    o.n_interactions = 6000;
-    const char *path = test_write_file("synth.tsv", "");
-    if (data_synth_write(&o, path, NULL))
-        return -1;
-    return ember_dataset_load(path, NULL, NULL, NULL, &train, NULL) ? -1 : 0;
+    train = test_synth_dataset(200, 300, 6000, 1);
+    return train ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -40,11 +33,7 @@ static int teardown(void **state)
 
 static ember_model *fitted(const char *name, const char *const *params)
 {
-    ember_model *m;
-    assert_int_equal(ember_model_new(name, params, &m), EMBER_OK);
-    ember_fit_opts fo = {.threads = 1, .seed = 2};
-    assert_int_equal(ember_model_fit(m, train, NULL, &fo), EMBER_OK);
-    return m;
+    return test_fit(name, params, train, 1, 2);
 }
 
 /* The top recommendation of user u. */

@@ -21,19 +21,8 @@ static ember_dataset *train;
 static int setup(void **state)
 {
     (void)state;
-    data_synth_opts o;
-    data_synth_opts_init(&o);
-    o.n_users = 400;
-    o.n_items = 700;
-    o.n_interactions = 12000;
-    const char *path = test_write_file("synth.tsv", "");
-    if (data_synth_write(&o, path, NULL))
-        return -1;
-    ember_idmap *u = ember_idmap_new(), *i = ember_idmap_new();
-    int st = ember_dataset_load(path, NULL, u, i, &train, NULL);
-    ember_idmap_free(u);
-    ember_idmap_free(i);
-    return st ? -1 : 0;
+    train = test_synth_dataset(400, 700, 12000, 1);
+    return train ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -45,11 +34,7 @@ static int teardown(void **state)
 
 static ember_model *fitted(const char *name, const char *const *params)
 {
-    ember_model *m;
-    assert_int_equal(ember_model_new(name, params, &m), EMBER_OK);
-    ember_fit_opts fo = {.threads = 2, .seed = 3};
-    assert_int_equal(ember_model_fit(m, train, NULL, &fo), EMBER_OK);
-    return m;
+    return test_fit(name, params, train, 2, 3);
 }
 
 /* Every user's batched list against ember_model_recommend's: the same
