@@ -65,6 +65,7 @@ static void get_model(req_ctx *c, serve_response *out);
 static void post_reload(req_ctx *c, serve_response *out);
 static void get_explain(req_ctx *c, serve_response *out);
 static void get_dashboard(req_ctx *c, serve_response *out);
+static void post_items(req_ctx *c, serve_response *out);
 
 static const route_entry routes[] = {
     {ROUTE_RECOMMEND, "/v1/recommend", "GET", SERVE_ROLE_READ, get_recommend},
@@ -78,6 +79,7 @@ static const route_entry routes[] = {
     {ROUTE_RELOAD, "/v1/admin/reload", "POST", SERVE_ROLE_ADMIN, post_reload},
     {ROUTE_EXPLAIN, "/v1/explain", "GET", SERVE_ROLE_READ, get_explain},
     {ROUTE_DASHBOARD, "/", "GET", SERVE_ROLE_NONE, get_dashboard},
+    {ROUTE_ITEMS, "/v1/items", "POST", SERVE_ROLE_WRITE, post_items},
 };
 
 static const char json_type[] = "application/json";
@@ -455,9 +457,157 @@ typedef struct {
     size_t max_shown;         /* exposure cap (0: off) */
     size_t max_category;      /* category fatigue (0: off) */
     int64_t window;           /* seconds of impressions counted */
+    size_t fresh;             /* slots for items the model has not learnt (POST /v1/items) */
 } rec_args;
 
+#define DEFAULT_FRESH 1
+
 #define DEFAULT_WINDOW 86400 /* a day */
+
+/* ------------------------------------------------- fresh items (content) */
+
+/* A category profile: the categories of a history, with counts. */
+typedef struct {
+    char **name;
+    size_t *count, n, cap, total;
+} profile;
+
+static int profile_add(profile *p, const char *name)
+{
+    p->total++;
+    for (size_t k = 0; k < p->n; k++)
+        if (strcmp(p->name[k], name) == 0) {
+            p->count[k]++;
+            return EMBER_OK;
+        }
+    size_t cap = p->cap;
+    if (ember_grow((void **)&p->name, &cap, p->n + 1, sizeof *p->name) ||
+        ember_grow((void **)&p->count, &p->cap, p->n + 1, sizeof *p->count))
+        return EMBER_ENOMEM;
+    if (!(p->name[p->n] = ember_strdup(name)))
+        return EMBER_ENOMEM;
+    p->count[p->n++] = 1;
+    return EMBER_OK;
+}
+
+static void profile_free(profile *p)
+{
+    for (size_t k = 0; k < p->n; k++)
+        free(p->name[k]);
+    free(p->name);
+    free(p->count);
+}
+
+static size_t profile_count(const profile *p, const char *name)
+{
+    for (size_t k = 0; k < p->n; k++)
+        if (strcmp(p->name[k], name) == 0)
+            return p->count[k];
+    return 0;
+}
+
+/* the categories of a catalogue item into a profile */
+typedef struct {
+    profile *p;
+    int st;
+} profile_ctx;
+
+static void profile_item(void *ctx, const char *id, const catalog_item *it)
+{
+    (void)id;
+    profile_ctx *c = ctx;
+    for (size_t k = 0; k < it->n_cats && c->st == EMBER_OK; k++)
+        c->st = profile_add(c->p, it->cats[k]);
+}
+
+#define FRESH_MAX 100
+#define TITLE_MAX 512 /* POST /v1/items: a title's bytes */
+#define CAT_MAX 63    /* ... a category's */
+#define CATS_MAX 16   /* ... categories of an item */
+
+typedef struct {
+    char id[32];
+    char title[TITLE_MAX + 1];
+    char cats[8][CAT_MAX + 1];
+    size_t n_cats;
+    double affinity;
+    int64_t added_at;
+} fresh_pick;
+
+/* the best n of the catalogue items the model does not know */
+typedef struct {
+    const profile *p;
+    const ember_idmap *model_items;
+    const char *const *skip; /* ids not to pick (history, exclude) */
+    size_t n_skip;
+    fresh_pick *best;
+    size_t n, want;
+} fresh_ctx;
+
+static bool fresh_better(const fresh_pick *a, const fresh_pick *b)
+{
+    if (a->affinity != b->affinity)
+        return a->affinity > b->affinity;
+    if (a->added_at != b->added_at)
+        return a->added_at > b->added_at;
+    return strcmp(a->id, b->id) < 0;
+}
+
+static void fresh_item(void *ctx, const char *id, const catalog_item *it)
+{
+    fresh_ctx *c = ctx;
+    if (ember_idmap_find(c->model_items, id, strlen(id)) >= 0)
+        return;
+    for (size_t k = 0; k < c->n_skip; k++)
+        if (strcmp(c->skip[k], id) == 0)
+            return;
+    fresh_pick f = {.added_at = it->added_at};
+    size_t hits = 0;
+    for (size_t k = 0; k < it->n_cats; k++)
+        hits += profile_count(c->p, it->cats[k]);
+    /* with a profile, only items that share a category with it; without
+     * one (nothing known of the user), the newest */
+    if (c->p->total > 0 && hits == 0)
+        return;
+    f.affinity = c->p->total ? (double)hits / (double)c->p->total : 0.0;
+    snprintf(f.id, sizeof f.id, "%s", id);
+    snprintf(f.title, sizeof f.title, "%s", it->title ? it->title : "");
+    for (size_t k = 0; k < it->n_cats && f.n_cats < 8; k++)
+        snprintf(f.cats[f.n_cats++], sizeof f.cats[0], "%s", it->cats[k]);
+    /* insertion into the sorted best list */
+    size_t at = c->n;
+    while (at > 0 && fresh_better(&f, &c->best[at - 1]))
+        at--;
+    if (at >= c->want)
+        return;
+    size_t keep = EMBER_MIN(c->n, c->want - 1);
+    memmove(c->best + at + 1, c->best + at, (keep - at) * sizeof *c->best);
+    c->best[at] = f;
+    c->n = keep + 1;
+}
+
+static void add_fresh(jb *b, cJSON *arr, const fresh_pick *f, size_t n)
+{
+    for (size_t i = 0; arr && i < n; i++) {
+        cJSON *e = jb_check(b, cJSON_CreateObject());
+        if (!e)
+            break;
+        cJSON_AddItemToArray(arr, e);
+        jb_check(b, cJSON_AddStringToObject(e, "item", f[i].id));
+        jb_check(b, cJSON_AddNumberToObject(e, "score", f[i].affinity));
+        jb_check(b, cJSON_AddBoolToObject(e, "fresh", true));
+        if (f[i].title[0])
+            jb_check(b, cJSON_AddStringToObject(e, "title", f[i].title));
+        cJSON *cats = jb_check(b, cJSON_AddArrayToObject(e, "category"));
+        for (size_t k = 0; cats && k < f[i].n_cats; k++) {
+            cJSON *name = jb_check(b, cJSON_CreateString(f[i].cats[k]));
+            if (name && !cJSON_AddItemToArray(cats, name)) {
+                cJSON_Delete(name);
+                b->failed = true;
+            }
+        }
+    }
+}
 
 static void add_items(jb *b, cJSON *obj, const serve_model *sm, const uint32_t *items,
                       const float *scores, size_t n)
@@ -555,6 +705,7 @@ static void recommend(req_ctx *c, const rec_args *a, serve_response *out)
     uint32_t *picked = ember_alloc(a->k ? a->k : 1, sizeof *picked);
     float *picked_s = ember_alloc(a->k ? a->k : 1, sizeof *picked_s);
     uint32_t *shown = NULL;
+    fresh_pick *fresh = NULL;
     cJSON *j = cJSON_CreateObject(), *unknown = NULL;
     jb b = {.failed = !hist || !items || !scores || !picked || !picked_s || !j};
     if (b.failed)
@@ -672,6 +823,42 @@ rerank:
         memcpy(picked, items, w * sizeof *picked);
         memcpy(picked_s, scores, w * sizeof *picked_s);
     }
+    /* fresh items: the catalogue's items the model has not learnt, by
+     * category affinity with the history (the newest without one) */
+    size_t n_fresh = 0;
+    if (a->fresh > 0 && catalog_count(s->catalog) > 0) {
+        fresh = ember_alloc(a->fresh, sizeof *fresh);
+        const char **skip = ember_alloc(a->n_history + a->n_exclude + 1, sizeof *skip);
+        profile p = {0};
+        profile_ctx pc = {.p = &p, .st = fresh && skip ? EMBER_OK : EMBER_ENOMEM};
+        model_hist_view v = model_query_history(m, &q);
+        const data_feature *cf = sm->category;
+        for (size_t i = 0; cf && pc.st == EMBER_OK && i < v.na + v.nb; i++) {
+            uint32_t it = i < v.na ? v.a[i] : v.b[i - v.na];
+            for (uint64_t t = cf->ptr[it]; pc.st == EMBER_OK && t < cf->ptr[it + 1]; t++)
+                pc.st = profile_add(&p, ember_idmap_name(cf->vocab, cf->tok[t]));
+        }
+        size_t n_skip = 0;
+        for (size_t i = 0; pc.st == EMBER_OK && i < a->n_history; i++) {
+            catalog_with(s->catalog, a->history[i], profile_item, &pc);
+            skip[n_skip++] = a->history[i];
+        }
+        for (size_t i = 0; skip && i < a->n_exclude; i++)
+            skip[n_skip++] = a->exclude[i];
+        if (pc.st == EMBER_OK) {
+            fresh_ctx fc = {.p = &p, .model_items = item_map, .skip = skip, .n_skip = n_skip,
+                            .best = fresh, .want = a->fresh};
+            catalog_each(s->catalog, fresh_item, &fc);
+            n_fresh = fc.n;
+        }
+        profile_free(&p);
+        free(skip);
+        if (pc.st) {
+            b.failed = true;
+            goto done;
+        }
+        w = EMBER_MIN(w, a->k - n_fresh);
+    }
     if (a->user)
         jb_check(&b, cJSON_AddStringToObject(j, "user", a->user));
     else
@@ -681,6 +868,8 @@ rerank:
     jb_check(&b, cJSON_AddBoolToObject(j, "known_user", user >= 0));
     jb_check(&b, cJSON_AddNumberToObject(j, "history_used", (double)nh));
     add_items(&b, j, sm, picked, picked_s, w);
+    if (n_fresh)
+        add_fresh(&b, cJSON_GetObjectItemCaseSensitive(j, "items"), fresh, n_fresh);
     if (!b.failed && cJSON_AddItemToObject(j, "unknown_items", unknown)) {
         unknown = NULL;
         reply_json(out, 200, j);
@@ -700,6 +889,7 @@ done:
     free(picked);
     free(picked_s);
     free(shown);
+    free(fresh);
     serve_model_release(sm);
 }
 
@@ -758,10 +948,17 @@ static void get_recommend(req_ctx *c, serve_response *out)
     static const char *const allowed[] = {"user",      "k",           "include_seen",
                                           "category",  "diversity",   "popularity_penalty",
                                           "max_shown", "max_category", "window",
-                                          NULL};
+                                          "fresh",     NULL};
     if (!only_params(c, allowed, out))
         return;
     rec_args a = {.user = param(c, "user"), .category = param(c, "category")};
+    double fr;
+    if (!num_from_text(param(c, "fresh"), "fresh", 0, FRESH_MAX, DEFAULT_FRESH, &fr, out))
+        return;
+    if (fr != floor(fr)) {
+        reply_error(out, 400, "fresh must be a whole number");
+        return;
+    }
     double v[5];
     for (int i = 0; i < 5; i++)
         if (!num_from_text(param(c, rerank_names[i]), rerank_names[i], 0, rerank_hi[i],
@@ -787,6 +984,7 @@ static void get_recommend(req_ctx *c, serve_response *out)
     }
     if (!k_from_text(c, param(c, "k"), &a.k, out))
         return;
+    a.fresh = EMBER_MIN((size_t)fr, a.k);
     const char *inc = param(c, "include_seen");
     if (inc && strcmp(inc, "true") != 0 && strcmp(inc, "false") != 0) {
         reply_error(out, 400, "include_seen must be true or false");
@@ -801,7 +999,7 @@ static void post_recommend(req_ctx *c, serve_response *out)
     static const char *const fields[] = {"user",      "history",   "k",
                                          "exclude",   "include_seen", "filter",
                                          "diversity", "popularity_penalty", "exposure",
-                                         NULL};
+                                         "fresh",     NULL};
     if (!only_params(c, (const char *const[]){NULL}, out))
         return;
     cJSON *j = parse_body(c, out, false);
@@ -863,6 +1061,15 @@ static void post_recommend(req_ctx *c, serve_response *out)
         reply_error(out, 400, "max_shown, max_category and window must be whole numbers");
         goto done;
     }
+    double fr;
+    if (!num_from_json(cJSON_GetObjectItemCaseSensitive(j, "fresh"), "fresh", 0, FRESH_MAX,
+                       DEFAULT_FRESH, &fr, out))
+        goto done;
+    if (fr != floor(fr)) {
+        reply_error(out, 400, "fresh must be a whole number");
+        goto done;
+    }
+    a.fresh = EMBER_MIN((size_t)fr, a.k);
     if (!a.user && a.n_history == 0) {
         reply_error(out, 400, "give a user, a history, or both");
         goto done;
@@ -1022,6 +1229,126 @@ static void get_dashboard(req_ctx *c, serve_response *out)
 
 /* ----------------------------------------------------------- similar */
 
+/* The catalogue item's categories, copied out of the lock. */
+typedef struct {
+    char cats[CATS_MAX][CAT_MAX + 1];
+    size_t n;
+} cat_set;
+
+static void copy_cats(void *ctx, const char *id, const catalog_item *it)
+{
+    (void)id;
+    cat_set *s = ctx;
+    for (size_t k = 0; k < it->n_cats && s->n < CATS_MAX; k++)
+        snprintf(s->cats[s->n++], sizeof s->cats[0], "%s", it->cats[k]);
+}
+
+static bool in_set(const cat_set *s, const char *name)
+{
+    for (size_t k = 0; k < s->n; k++)
+        if (strcmp(s->cats[k], name) == 0)
+            return true;
+    return false;
+}
+
+/* the catalogue's other items by Jaccard similarity of categories */
+typedef struct {
+    const cat_set *of;
+    const char *self;
+    const ember_idmap *model_items;
+    fresh_pick *best;
+    size_t n, want;
+} content_ctx;
+
+static void content_item(void *ctx, const char *id, const catalog_item *it)
+{
+    content_ctx *c = ctx;
+    if (strcmp(id, c->self) == 0 || ember_idmap_find(c->model_items, id, strlen(id)) >= 0)
+        return; /* items the model knows are scored with its categories below */
+    size_t both = 0;
+    for (size_t k = 0; k < it->n_cats; k++)
+        both += in_set(c->of, it->cats[k]);
+    if (both == 0)
+        return;
+    fresh_pick f = {.affinity = (double)both / (double)(c->of->n + it->n_cats - both),
+                    .added_at = it->added_at};
+    snprintf(f.id, sizeof f.id, "%s", id);
+    size_t at = c->n;
+    while (at > 0 && fresh_better(&f, &c->best[at - 1]))
+        at--;
+    if (at >= c->want)
+        return;
+    size_t keep = EMBER_MIN(c->n, c->want - 1);
+    memmove(c->best + at + 1, c->best + at, (keep - at) * sizeof *c->best);
+    c->best[at] = f;
+    c->n = keep + 1;
+}
+
+/* GET /v1/similar for an item only the catalogue has: the items sharing
+ * its categories (Jaccard), from the model's item features and from the
+ * catalogue. */
+static void similar_by_content(req_ctx *c, const serve_model *sm, const char *item, size_t k,
+                               serve_response *out)
+{
+    cat_set of = {0};
+    char q[80];
+    if (!catalog_with(c->s->catalog, item, copy_cats, &of)) {
+        reply_error(out, 404, "unknown item '%s'", quote(item, q, sizeof q));
+        return;
+    }
+    const ember_model *m = sm->m;
+    fresh_pick *best = ember_alloc(k, sizeof *best);
+    cJSON *j = cJSON_CreateObject();
+    jb b = {.failed = !best || !j};
+    size_t n = 0;
+    if (!b.failed && of.n > 0) {
+        content_ctx cc = {.of = &of, .self = item, .model_items = ember_model_items(m),
+                          .best = best, .want = k};
+        catalog_each(c->s->catalog, content_item, &cc);
+        const data_feature *cf = sm->category;
+        for (uint32_t i = 0; cf && i < m->n_items; i++) {
+            size_t both = 0, len = (size_t)(cf->ptr[i + 1] - cf->ptr[i]);
+            for (uint64_t t = cf->ptr[i]; t < cf->ptr[i + 1]; t++)
+                both += in_set(&of, ember_idmap_name(cf->vocab, cf->tok[t]));
+            if (both == 0)
+                continue;
+            fresh_pick f = {.affinity = (double)both / (double)(of.n + len - both),
+                            .added_at = INT64_MIN};
+            snprintf(f.id, sizeof f.id, "%s", ember_idmap_name(ember_model_items(m), i));
+            size_t at = cc.n;
+            while (at > 0 && fresh_better(&f, &cc.best[at - 1]))
+                at--;
+            if (at >= cc.want)
+                continue;
+            size_t keep = EMBER_MIN(cc.n, cc.want - 1);
+            memmove(cc.best + at + 1, cc.best + at, (keep - at) * sizeof *cc.best);
+            cc.best[at] = f;
+            cc.n = keep + 1;
+        }
+        n = cc.n;
+    }
+    jb_check(&b, cJSON_AddStringToObject(j, "item", item));
+    jb_check(&b, cJSON_AddStringToObject(j, "model", ember_model_name(m)));
+    jb_check(&b, cJSON_AddStringToObject(j, "method", "categories"));
+    cJSON *arr = jb_check(&b, cJSON_AddArrayToObject(j, "items"));
+    for (size_t i = 0; arr && i < n; i++) {
+        cJSON *e = jb_check(&b, cJSON_CreateObject());
+        if (!e)
+            break;
+        cJSON_AddItemToArray(arr, e);
+        jb_check(&b, cJSON_AddStringToObject(e, "item", best[i].id));
+        jb_check(&b, cJSON_AddNumberToObject(e, "score", best[i].affinity));
+    }
+    if (b.failed) {
+        reply_oom(out);
+    } else {
+        reply_json(out, 200, j);
+        j = NULL;
+    }
+    cJSON_Delete(j);
+    free(best);
+}
+
 static void get_similar(req_ctx *c, serve_response *out)
 {
     static const char *const allowed[] = {"item", "k", NULL};
@@ -1043,8 +1370,7 @@ static void get_similar(req_ctx *c, serve_response *out)
     const ember_model *m = sm->m;
     int64_t idx = ember_idmap_find(ember_model_items(m), item, strlen(item));
     if (idx < 0) {
-        char q[80];
-        reply_error(out, 404, "unknown item '%s'", quote(item, q, sizeof q));
+        similar_by_content(c, sm, item, k, out);
         serve_model_release(sm);
         return;
     }
@@ -1219,6 +1545,136 @@ done:
     serve_model_release(sm);
     free(ev);
     free(bufs);
+    cJSON_Delete(j);
+}
+
+/* ------------------------------------------------------------- items */
+
+/* A text with no control character (titles and categories). */
+static bool plain_text(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return false;
+    return true;
+}
+
+/* One item object into it (strings point into e, bufs; the categories
+ * joined by tabs into cat_buf). */
+static bool parse_item(const cJSON *e, size_t i, int64_t now, serve_item *it, char *id_buf,
+                       char *cat_buf, size_t cat_cap, serve_response *out)
+{
+    static const char *const fields[] = {"item", "title", "category", NULL};
+    char where[48];
+    snprintf(where, sizeof where, "items[%zu]: ", i);
+    if (!cJSON_IsObject(e)) {
+        reply_error(out, 400, "%smust be an object", where);
+        return false;
+    }
+    if (!only_fields(e, fields, where, out))
+        return false;
+    const char *why;
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "item");
+    if (!id || !(it->item = json_id(id, id_buf, &why))) {
+        reply_error(out, 400, "%sitem %s", where, id ? why : "is required");
+        return false;
+    }
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(e, "title");
+    it->title = NULL;
+    if (t) {
+        if (!cJSON_IsString(t) || !t->valuestring || !plain_text(t->valuestring, TITLE_MAX)) {
+            reply_error(out, 400, "%stitle must be a string of 1..%d characters without control "
+                                  "characters", where, TITLE_MAX);
+            return false;
+        }
+        it->title = t->valuestring;
+    }
+    const cJSON *cats = cJSON_GetObjectItemCaseSensitive(e, "category");
+    size_t len = 0, n = 0;
+    cat_buf[0] = '\0';
+    const cJSON *one = cats;
+    if (cats && cJSON_IsArray(cats))
+        one = cats->child;
+    for (; cats && one; one = cJSON_IsArray(cats) ? one->next : NULL) {
+        if (!cJSON_IsString(one) || !one->valuestring || !plain_text(one->valuestring, CAT_MAX) ||
+            ++n > CATS_MAX) {
+            reply_error(out, 400, "%scategory must be a string or an array of at most %d "
+                                  "strings of 1..%d characters", where, CATS_MAX, CAT_MAX);
+            return false;
+        }
+        len += (size_t)snprintf(cat_buf + len, cat_cap - len, "%s%s", len ? "\t" : "",
+                                one->valuestring);
+    }
+    it->category = cat_buf;
+    it->added_at = now;
+    return true;
+}
+
+/* POST /v1/items: items with a title and categories, stored before the
+ * answer; the model need not know them (content fallbacks serve them). */
+static void post_items(req_ctx *c, serve_response *out)
+{
+    static const char *const fields[] = {"items", NULL};
+    if (!only_params(c, (const char *const[]){NULL}, out))
+        return;
+    cJSON *j = parse_body(c, out, false);
+    if (!j)
+        return;
+    serve_item *it = NULL;
+    char (*ids)[32] = NULL, *cats = NULL;
+    const size_t cat_cap = CATS_MAX * (CAT_MAX + 1) + 1;
+    if (!only_fields(j, fields, "", out))
+        goto done;
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(j, "items");
+    if (!cJSON_IsArray(arr) || !arr->child) {
+        reply_error(out, 400, "items must be a non-empty array of item objects");
+        goto done;
+    }
+    size_t n = (size_t)cJSON_GetArraySize(arr);
+    if (n > c->s->cfg.max_batch) {
+        reply_error(out, 413, "a batch holds at most %zu items (got %zu)", c->s->cfg.max_batch, n);
+        goto done;
+    }
+    it = ember_alloc(n, sizeof *it);
+    ids = ember_alloc(n, sizeof *ids);
+    cats = ember_alloc(n, cat_cap);
+    if (!it || !ids || !cats) {
+        reply_oom(out);
+        goto done;
+    }
+    int64_t now = serve_now_ms();
+    size_t i = 0;
+    for (const cJSON *e = arr->child; e; e = e->next, i++)
+        if (!parse_item(e, i, now, &it[i], ids[i], cats + i * cat_cap, cat_cap, out))
+            goto done;
+    int st = store_put_items(c->s->store, it, n);
+    if (st) {
+        reply_error(out, st == EMBER_ENOMEM ? 500 : 503, "item store: %s", ember_last_error());
+        goto done;
+    }
+    serve_model *sm = serve_model_acquire(c->s);
+    size_t known = 0;
+    for (i = 0; i < n; i++)
+        known += ember_idmap_find(ember_model_items(sm->m), it[i].item, strlen(it[i].item)) >= 0;
+    serve_model_release(sm);
+    cJSON *r = cJSON_CreateObject();
+    jb b = {.failed = !r};
+    jb_check(&b, cJSON_AddNumberToObject(r, "stored", (double)n));
+    jb_check(&b, cJSON_AddNumberToObject(r, "known_to_model", (double)known));
+    jb_check(&b, cJSON_AddNumberToObject(r, "catalogue", (double)catalog_count(c->s->catalog)));
+    if (b.failed) {
+        cJSON_Delete(r);
+        reply_oom(out);
+    } else {
+        reply_json(out, 200, r);
+    }
+done:
+    free(it);
+    free(ids);
+    free(cats);
     cJSON_Delete(j);
 }
 

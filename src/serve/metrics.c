@@ -20,7 +20,7 @@ static const char *const route_names[] = {
     [ROUTE_RECOMMEND] = "recommend", [ROUTE_SIMILAR] = "similar", [ROUTE_EVENTS] = "events",
     [ROUTE_USERS] = "users",         [ROUTE_HEALTHZ] = "healthz", [ROUTE_METRICS] = "metrics",
     [ROUTE_MODEL] = "model",         [ROUTE_RELOAD] = "reload",   [ROUTE_EXPLAIN] = "explain",
-    [ROUTE_DASHBOARD] = "dashboard", [ROUTE_OTHER] = "other",
+    [ROUTE_DASHBOARD] = "dashboard", [ROUTE_ITEMS] = "items",     [ROUTE_OTHER] = "other",
 };
 _Static_assert(sizeof route_names / sizeof route_names[0] == ROUTE_COUNT, "route names");
 

@@ -115,10 +115,40 @@ typedef struct {
 /* What the store tells its owner once an operation is committed; the
  * writer thread calls these in commit order, before the caller of
  * store_append / store_delete_user is woken. */
+/* An item added through POST /v1/items: its id, title (NULL: none) and
+ * categories joined by tabs ("" for none). */
+typedef struct {
+    const char *item, *title, *category;
+    int64_t added_at; /* unix ms */
+} serve_item;
+
+/* ---------------------------------------------------------- catalogue
+ * The items added while the server runs (catalog.c). */
+typedef struct {
+    char *title; /* NULL: none */
+    char **cats;
+    size_t n_cats;
+    int64_t added_at; /* unix ms */
+} catalog_item;
+typedef struct serve_catalog serve_catalog;
+typedef void (*catalog_fn)(void *ctx, const char *id, const catalog_item *it);
+int catalog_new(serve_catalog **out);
+void catalog_free(serve_catalog *c);
+/* Adds or replaces items (by id). */
+int catalog_put(serve_catalog *c, const serve_item *it, size_t n);
+size_t catalog_count(serve_catalog *c);
+/* Calls fn for every item (under the read lock: fn must not call back). */
+void catalog_each(serve_catalog *c, catalog_fn fn, void *ctx);
+/* Calls fn for item id when the catalogue has it; returns whether. */
+bool catalog_with(serve_catalog *c, const char *id, catalog_fn fn, void *ctx);
+
 typedef struct {
     int (*events)(void *ctx, const serve_event *ev, size_t n);
     bool (*erase)(void *ctx, const char *user);
     void *ctx;
+    /* items stored (and replayed), for the server's catalogue; NULL: none */
+    int (*items)(void *ctx, const serve_item *it, size_t n);
+    void *items_ctx;
 } store_hooks;
 
 typedef struct serve_store serve_store;
@@ -135,6 +165,9 @@ int store_append(serve_store *st, const serve_event *ev, size_t n, int64_t recei
 /* Deletes the user's events; *deleted: rows removed, *erased: whether
  * the in-memory state had the user (from hooks->erase). */
 int store_delete_user(serve_store *st, const char *user, size_t *deleted, bool *erased);
+/* Adds or replaces items (by id) in the store, committed before it
+ * returns; then hands them to hooks.items. */
+int store_put_items(serve_store *st, const serve_item *it, size_t n);
 /* Events in the store, transactions committed by the writer. */
 uint64_t store_count(const serve_store *st);
 /* For training (`ember train --db`): appends the interactions stored in
@@ -163,6 +196,7 @@ typedef enum {
     ROUTE_RELOAD,
     ROUTE_EXPLAIN,
     ROUTE_DASHBOARD,
+    ROUTE_ITEMS,
     ROUTE_OTHER, /* no route matched */
     ROUTE_COUNT
 } serve_route;
@@ -226,6 +260,7 @@ typedef struct serve_server {
     serve_keys *keys;
     serve_store *store;
     serve_users *users;
+    serve_catalog *catalog; /* items added by POST /v1/items */
     serve_metrics *metrics;
     size_t replayed;
     int64_t started_ms;

@@ -223,6 +223,11 @@ static int apply_events(void *ctx, const serve_event *ev, size_t n)
     return EMBER_OK;
 }
 
+static int put_items(void *ctx, const serve_item *it, size_t n)
+{
+    return catalog_put(ctx, it, n);
+}
+
 static bool erase_user(void *ctx, const char *user)
 {
     return users_erase(ctx, user);
@@ -282,8 +287,10 @@ int serve_new(const serve_config *c, serve_server **out)
     if (st == EMBER_OK)
         st = users_new(s->cfg.history_len, &s->users);
     if (st == EMBER_OK)
+        st = catalog_new(&s->catalog);
+    if (st == EMBER_OK)
         st = store_open(s->cfg.db_path, s->cfg.durable, &s->store);
-    store_hooks hooks = {apply_events, erase_user, s->users};
+    store_hooks hooks = {apply_events, erase_user, s->users, put_items, s->catalog};
     if (st == EMBER_OK)
         st = store_replay(s->store, &hooks, &s->replayed);
     if (st == EMBER_OK)
@@ -303,6 +310,7 @@ void serve_free(serve_server *s)
     serve_http_stop(s);
     store_close(s->store);
     users_free(s->users);
+    catalog_free(s->catalog);
     serve_keys_free(s->keys);
     serve_model_release(s->model);
     free(s->metrics);

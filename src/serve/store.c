@@ -27,7 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { OP_APPEND, OP_DELETE } op_kind;
+typedef enum { OP_APPEND, OP_DELETE, OP_ITEMS } op_kind;
 
 /* An op's status when its events are committed but the in-memory state
  * could not take them all (out of memory). */
@@ -39,6 +39,7 @@ typedef struct store_op {
     size_t n;
     int64_t received_ms;
     const char *user;
+    const serve_item *items;
     /* results */
     int status;
     char err[200];
@@ -51,7 +52,7 @@ typedef struct store_op {
 struct serve_store {
     sqlite3 *db;
     char *path;
-    sqlite3_stmt *ins, *del, *begin, *commit, *rollback;
+    sqlite3_stmt *ins, *del, *put, *begin, *commit, *rollback;
     pthread_mutex_t lock;
     pthread_cond_t work, done;
     store_op *head, **tail;
@@ -71,6 +72,11 @@ static const char schema[] =
     " ts INTEGER NOT NULL,"
     " received_at INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS events_by_user ON events(user);"
+    "CREATE TABLE IF NOT EXISTS items("
+    " item TEXT PRIMARY KEY,"
+    " title TEXT,"
+    " category TEXT NOT NULL DEFAULT '',"
+    " added_at INTEGER NOT NULL);"
     "PRAGMA user_version = 1;";
 
 static int db_fail(serve_store *st, const char *what)
@@ -147,6 +153,12 @@ int store_open(const char *path, bool durable, serve_store **out)
     if (e == EMBER_OK)
         e = prepare(st, "DELETE FROM events WHERE user = ?1", &st->del);
     if (e == EMBER_OK)
+        e = prepare(st,
+                    "INSERT INTO items(item, title, category, added_at) VALUES(?1, ?2, ?3, ?4) "
+                    "ON CONFLICT(item) DO UPDATE SET title = excluded.title, "
+                    "category = excluded.category, added_at = excluded.added_at",
+                    &st->put);
+    if (e == EMBER_OK)
         e = prepare(st, "BEGIN IMMEDIATE", &st->begin);
     if (e == EMBER_OK)
         e = prepare(st, "COMMIT", &st->commit);
@@ -188,6 +200,24 @@ int store_replay(serve_store *st, const store_hooks *hooks, size_t *n)
         e = db_fail(st, "cannot read events");
     sqlite3_finalize(s);
     atomic_store(&st->count, *n);
+    if (e == EMBER_OK && hooks->items) {
+        if (sqlite3_prepare_v2(st->db, "SELECT item, title, category, added_at FROM items", -1,
+                               &s, NULL) != SQLITE_OK)
+            return db_fail(st, "cannot read items");
+        while (e == EMBER_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+            serve_item it = {(const char *)sqlite3_column_text(s, 0),
+                             (const char *)sqlite3_column_text(s, 1),
+                             (const char *)sqlite3_column_text(s, 2), sqlite3_column_int64(s, 3)};
+            if (!it.item || !it.category) {
+                e = ember_fail(EMBER_EFORMAT, "%s: an item without id or category", st->path);
+                break;
+            }
+            e = hooks->items(hooks->items_ctx, &it, 1);
+        }
+        if (e == EMBER_OK && rc != SQLITE_DONE)
+            e = db_fail(st, "cannot read items");
+        sqlite3_finalize(s);
+    }
     return e;
 }
 
@@ -275,6 +305,23 @@ static int step_done(serve_store *st, sqlite3_stmt *s, const char *what, store_o
 /* Runs one operation inside the open transaction. */
 static int exec_op(serve_store *st, store_op *op)
 {
+    if (op->kind == OP_ITEMS) {
+        for (size_t i = 0; i < op->n; i++) {
+            const serve_item *it = &op->items[i];
+            sqlite3_bind_text(st->put, 1, it->item, -1, SQLITE_STATIC);
+            if (it->title)
+                sqlite3_bind_text(st->put, 2, it->title, -1, SQLITE_STATIC);
+            else
+                sqlite3_bind_null(st->put, 2);
+            sqlite3_bind_text(st->put, 3, it->category ? it->category : "", -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st->put, 4, it->added_at);
+            int e = step_done(st, st->put, "put item", op);
+            if (e)
+                return e;
+        }
+        sqlite3_clear_bindings(st->put);
+        return EMBER_OK;
+    }
     if (op->kind == OP_DELETE) {
         sqlite3_bind_text(st->del, 1, op->user, -1, SQLITE_STATIC);
         int e = step_done(st, st->del, "delete", op);
@@ -343,7 +390,14 @@ static void run_group(serve_store *st, store_op *list)
     for (store_op *op = list; op; op = op->next) {
         if (op->status != EMBER_OK)
             continue;
-        if (op->kind == OP_APPEND) {
+        if (op->kind == OP_ITEMS) {
+            int e = st->hooks.items ? st->hooks.items(st->hooks.items_ctx, op->items, op->n)
+                                    : EMBER_OK;
+            if (e)
+                snprintf(op->err, sizeof op->err, "items stored but not applied in memory: %s",
+                         ember_last_error());
+            op->status = e == EMBER_OK ? EMBER_OK : APPLIED_PARTLY;
+        } else if (op->kind == OP_APPEND) {
             atomic_fetch_add(&st->count, op->n);
             int e = st->hooks.events(st->hooks.ctx, op->ev, op->n);
             if (e) /* committed, but memory is short: say so, the data is safe */
@@ -419,6 +473,12 @@ int store_append(serve_store *st, const serve_event *ev, size_t n, int64_t recei
     return submit(st, &op);
 }
 
+int store_put_items(serve_store *st, const serve_item *it, size_t n)
+{
+    store_op op = {.kind = OP_ITEMS, .items = it, .n = n};
+    return submit(st, &op);
+}
+
 int store_delete_user(serve_store *st, const char *user, size_t *deleted, bool *erased)
 {
     store_op op = {.kind = OP_DELETE, .user = user};
@@ -451,6 +511,7 @@ void store_close(serve_store *st)
     }
     sqlite3_finalize(st->ins);
     sqlite3_finalize(st->del);
+    sqlite3_finalize(st->put);
     sqlite3_finalize(st->begin);
     sqlite3_finalize(st->commit);
     sqlite3_finalize(st->rollback);

@@ -4,7 +4,9 @@
  * titles and categories in answers, the category filter, MMR diversity
  * widening the categories of a list, the popularity penalty lowering its
  * popularity, exposure capping and category fatigue fed by impression
- * events (which stay out of the history), and bad settings refused.
+ * events (which stay out of the history), and bad settings refused;
+ * items added by POST /v1/items (the catalogue): fresh slots chosen by
+ * category affinity, similar items by categories, kept across restarts.
  */
 #include "serve_fixture.h"
 
@@ -52,17 +54,22 @@ static int teardown(void **state)
     return 0;
 }
 
-static serve_server *server_with_items(const char *model)
+static serve_server *server_with_db(const char *model, const char *db)
 {
     serve_config c;
     serve_config_init(&c);
     c.model_path = model;
-    c.db_path = ":memory:";
+    c.db_path = db;
     c.items_path = items_path;
     serve_server *s = NULL;
     if (serve_new(&c, &s))
         fail_msg("serve_new: %s", ember_last_error());
     return s;
+}
+
+static serve_server *server_with_items(const char *model)
+{
+    return server_with_db(model, ":memory:");
 }
 
 /* The "items" array of an answer. */
@@ -375,6 +382,96 @@ static void test_factor_model_search_matches_full_scoring(void **state)
     serve_free(s);
 }
 
+/* ------------------------------------------------------ the catalogue */
+
+static void test_added_items_fill_a_fresh_slot_by_category(void **state)
+{
+    (void)state;
+    char db[512];
+    snprintf(db, sizeof db, "%s/catalogue.sqlite", test_tmpdir());
+    remove(db);
+    serve_server *s = server_with_db(als_path, db);
+    cJSON *j;
+    assert_int_equal(call(s, "GET", "/v1/recommend?user=6&k=5", NULL, &j), 200);
+    char cat[64];
+    snprintf(cat, sizeof cat, "%s", first_category(cJSON_GetArrayItem(items_of(j), 0)));
+    cJSON_Delete(j);
+    /* one new item in the user's favourite category, one in no category
+     * of theirs */
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"items\":[{\"item\":\"new-1\",\"title\":\"A new one\",\"category\":[\"%s\"]},"
+             "{\"item\":\"new-2\",\"title\":\"Elsewhere\",\"category\":\"no-such-topic\"}]}",
+             cat);
+    assert_int_equal(call(s, "POST", "/v1/items", body, &j), 200);
+    assert_int_equal(cJSON_GetObjectItem(j, "stored")->valueint, 2);
+    assert_int_equal(cJSON_GetObjectItem(j, "known_to_model")->valueint, 0);
+    cJSON_Delete(j);
+    assert_int_equal(call(s, "GET", "/v1/recommend?user=6&k=5", NULL, &j), 200);
+    const cJSON *arr = items_of(j);
+    assert_int_equal(cJSON_GetArraySize(arr), 5);
+    const cJSON *tail = cJSON_GetArrayItem(arr, 4);
+    assert_string_equal(cJSON_GetObjectItem(tail, "item")->valuestring, "new-1");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(tail, "fresh")));
+    assert_string_equal(cJSON_GetObjectItem(tail, "title")->valuestring, "A new one");
+    assert_true(cJSON_GetObjectItem(tail, "score")->valuedouble > 0);
+    cJSON_Delete(j);
+    /* fresh=0: the model's list only; excluded: not offered */
+    assert_int_equal(call(s, "GET", "/v1/recommend?user=6&k=5&fresh=0", NULL, &j), 200);
+    const cJSON *e;
+    cJSON_ArrayForEach(e, items_of(j))
+        assert_null(cJSON_GetObjectItem(e, "fresh"));
+    cJSON_Delete(j);
+    assert_int_equal(call(s, "POST", "/v1/recommend",
+                          "{\"user\":\"6\",\"k\":5,\"exclude\":[\"new-1\"]}", &j),
+                     200);
+    cJSON_ArrayForEach(e, items_of(j))
+        assert_string_not_equal(cJSON_GetObjectItem(e, "item")->valuestring, "new-1");
+    cJSON_Delete(j);
+    /* similar items by categories */
+    assert_int_equal(call(s, "GET", "/v1/similar?item=new-1&k=3", NULL, &j), 200);
+    assert_string_equal(cJSON_GetObjectItem(j, "method")->valuestring, "categories");
+    assert_int_equal(cJSON_GetArraySize(items_of(j)), 3);
+    cJSON_ArrayForEach(e, items_of(j)) assert_true(cJSON_GetObjectItem(e, "score")->valuedouble > 0);
+    cJSON_Delete(j);
+    assert_int_equal(call(s, "GET", "/v1/similar?item=new-3", NULL, NULL), 404);
+    serve_free(s);
+    /* a restart replays the catalogue */
+    s = server_with_db(als_path, db);
+    assert_int_equal(call(s, "GET", "/v1/recommend?user=6&k=5", NULL, &j), 200);
+    tail = cJSON_GetArrayItem(items_of(j), 4);
+    assert_string_equal(cJSON_GetObjectItem(tail, "item")->valuestring, "new-1");
+    cJSON_Delete(j);
+    serve_free(s);
+}
+
+static void test_bad_items_refused(void **state)
+{
+    (void)state;
+    serve_server *s = server_with_items(als_path);
+    static const char *const bad[] = {
+        "{}",
+        "{\"items\":[]}",
+        "{\"items\":{}}",
+        "{\"items\":[{\"title\":\"no id\"}]}",
+        "{\"items\":[{\"item\":\"a\",\"title\":\"bad\\u0001title\"}]}",
+        "{\"items\":[{\"item\":\"a\",\"title\":\"\"}]}",
+        "{\"items\":[{\"item\":\"a\",\"category\":[1]}]}",
+        "{\"items\":[{\"item\":\"a\",\"category\":[\"x\\ty\"]}]}",
+        "{\"items\":[{\"item\":\"a\",\"colour\":\"red\"}]}",
+        "{\"items\":[{\"item\":\"a\",\"category\":[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\","
+        "\"8\",\"9\",\"10\",\"11\",\"12\",\"13\",\"14\",\"15\",\"16\",\"17\"]}]}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        int st = call(s, "POST", "/v1/items", bad[i], NULL);
+        if (st != 400)
+            fail_msg("%s: %d", bad[i], st);
+    }
+    assert_int_equal(call(s, "GET", "/v1/recommend?user=1&fresh=1.5", NULL, NULL), 400);
+    assert_int_equal(call(s, "GET", "/v1/recommend?user=1&fresh=101", NULL, NULL), 400);
+    serve_free(s);
+}
+
 static void test_bad_reranking_settings_refused(void **state)
 {
     (void)state;
@@ -412,6 +509,8 @@ int main(void)
         cmocka_unit_test(test_category_fatigue_from_impressions),
         cmocka_unit_test(test_factor_model_search_matches_full_scoring),
         cmocka_unit_test(test_bad_reranking_settings_refused),
+        cmocka_unit_test(test_added_items_fill_a_fresh_slot_by_category),
+        cmocka_unit_test(test_bad_items_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -73,7 +73,7 @@ static void test_store_is_in_wal_mode_and_keeps_rows_as_given(void **state)
     (void)state;
     const char *db = db_path("a.sqlite");
     seen s = {.lock = PTHREAD_MUTEX_INITIALIZER};
-    store_hooks h = {on_events, on_erase, &s};
+    store_hooks h = {on_events, on_erase, &s, NULL, NULL};
     serve_store *st;
     assert_int_equal(store_open(db, true, &st), EMBER_OK);
     size_t n;
@@ -98,7 +98,7 @@ static void test_replay_gives_events_in_commit_order(void **state)
     (void)state;
     const char *db = db_path("b.sqlite");
     seen s = {.lock = PTHREAD_MUTEX_INITIALIZER};
-    store_hooks h = {on_events, on_erase, &s};
+    store_hooks h = {on_events, on_erase, &s, NULL, NULL};
     serve_store *st;
     assert_int_equal(store_open(db, true, &st), EMBER_OK);
     size_t n;
@@ -120,7 +120,7 @@ static void test_replay_gives_events_in_commit_order(void **state)
     assert_int_equal(store_count(st), 5);
     store_close(st);
     seen r = {.lock = PTHREAD_MUTEX_INITIALIZER};
-    store_hooks h2 = {on_events, on_erase, &r};
+    store_hooks h2 = {on_events, on_erase, &r, NULL, NULL};
     assert_int_equal(store_open(db, true, &st), EMBER_OK);
     assert_int_equal(store_replay(st, &h2, &n), EMBER_OK);
     assert_int_equal(n, 5);
@@ -161,7 +161,7 @@ static void test_concurrent_batches_are_each_committed_once(void **state)
     (void)state;
     const char *db = db_path("c.sqlite");
     seen s = {.lock = PTHREAD_MUTEX_INITIALIZER};
-    store_hooks h = {on_events, on_erase, &s};
+    store_hooks h = {on_events, on_erase, &s, NULL, NULL};
     serve_store *st;
     assert_int_equal(store_open(db, true, &st), EMBER_OK);
     assert_int_equal(store_start(st, &h), EMBER_OK);
@@ -207,7 +207,7 @@ static void test_a_failing_batch_does_not_fail_the_others(void **state)
     (void)state;
     const char *db = db_path("d.sqlite");
     seen s = {.lock = PTHREAD_MUTEX_INITIALIZER};
-    store_hooks h = {on_events, on_erase, &s};
+    store_hooks h = {on_events, on_erase, &s, NULL, NULL};
     serve_store *st;
     assert_int_equal(store_open(db, true, &st), EMBER_OK);
     /* a trigger that refuses one user's rows, set by another connection */
@@ -246,7 +246,7 @@ static void test_stored_events_read_for_training(void **state)
     char path[512];
     snprintf(path, sizeof path, "%s", db);
     seen s = {.lock = PTHREAD_MUTEX_INITIALIZER};
-    store_hooks h = {on_events, on_erase, &s};
+    store_hooks h = {on_events, on_erase, &s, NULL, NULL};
     serve_store *st;
     assert_int_equal(store_open(path, true, &st), EMBER_OK);
     assert_int_equal(store_start(st, &h), EMBER_OK);
