@@ -10,6 +10,7 @@ extern const ember_model_ops model_pop, model_itemknn, model_userknn, model_ease
 extern const ember_model_ops model_als, model_bpr;
 extern const ember_model_ops model_svd, model_svdpp;
 extern const ember_model_ops model_markov, model_multvae, model_multdae, model_neumf;
+extern const ember_model_ops model_lightgcn;
 
 static const ember_model_ops *const registry[] = {
     &model_pop,
@@ -17,6 +18,7 @@ static const ember_model_ops *const registry[] = {
     &model_multvae,
     &model_multdae,
     &model_neumf,
+    &model_lightgcn,
     &model_itemknn,
     &model_userknn,
     &model_svd,

@@ -759,7 +759,7 @@ static void recommend(req_ctx *c, const rec_args *a, serve_response *out)
     ember_query q = {.user = user, .hist = nh ? hist : NULL, .n_hist = nh};
     size_t n = 0, w = 0;
     int st;
-    if (sm->has_mips && cat_tok < 0) {
+    if (atomic_load(&sm->mips_ready) && cat_tok < 0) {
         /* retrieval for a factor model: the packed search */
         if ((st = retrieve_dot(sm, &q, a, pool, items, scores, &n))) {
             reply_error(out, status_of(st), "recommend: %s", ember_last_error());

@@ -243,7 +243,12 @@ typedef struct {
      * mips.h), so that a request reads the few panels that can hold its
      * top k instead of scoring the whole catalogue */
     mips_index mips;
-    bool has_mips;
+    /* packed by a thread of its own after the load (a 1M-item table
+     * takes about a second), so the server starts at once; until
+     * mips_ready, requests score the whole catalogue */
+    pthread_t mips_thread;
+    bool mips_started;
+    atomic_bool mips_ready;
     atomic_size_t refs;
     char *path;
     char version[17]; /* the file's XXH3 checksum, hex */

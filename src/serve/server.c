@@ -71,11 +71,26 @@ static void model_free(serve_model *sm)
     if (!sm)
         return;
     data_features_free(&sm->feats);
-    if (sm->has_mips)
-        mips_free(&sm->mips);
+    if (sm->mips_started) {
+        pthread_join(sm->mips_thread, NULL);
+        if (atomic_load(&sm->mips_ready))
+            mips_free(&sm->mips);
+    }
     ember_model_free(sm->m);
     free(sm->path);
     free(sm);
+}
+
+/* The thread that packs a factor model's item table for the search. */
+static void *pack_items(void *arg)
+{
+    serve_model *sm = arg;
+    const float *Q, *bias;
+    size_t dim;
+    sm->m->ops->dot_items(sm->m, &Q, &bias, &dim);
+    if (mips_build(&sm->mips, Q, dim, bias, sm->m->n_items, dim) == EMBER_OK)
+        atomic_store(&sm->mips_ready, true);
+    return NULL;
 }
 
 /* The first of the named columns the features have (a list ending in
@@ -97,14 +112,12 @@ static int model_items(serve_model *sm, const serve_config *cfg)
 {
     const ember_model *m = sm->m;
     sm->items = (rerank_items){.n_items = m->n_items, .pop = m->item_count};
+    atomic_init(&sm->mips_ready, false);
     if (m->ops->dot_items && m->ops->dot_query) {
         const float *bias;
         m->ops->dot_items(m, &sm->items.Q, &bias, &sm->items.dim);
-        int st = mips_build(&sm->mips, sm->items.Q, sm->items.dim, bias, m->n_items,
-                            sm->items.dim);
-        if (st)
-            return st;
-        sm->has_mips = true;
+        /* no thread: the requests score the whole catalogue, as without */
+        sm->mips_started = pthread_create(&sm->mips_thread, NULL, pack_items, sm) == 0;
     }
     if (!cfg->items_path)
         return EMBER_OK;

@@ -11,6 +11,7 @@
 #include "serve_fixture.h"
 
 #include <math.h>
+#include <unistd.h>
 
 static char als_path[512], items_path[512];
 static ember_dataset *train;
@@ -322,6 +323,12 @@ static void test_factor_model_search_matches_full_scoring(void **state)
 {
     (void)state;
     serve_server *s = server_with_items(als_path);
+    /* the item table is packed by a thread after the load: wait for it */
+    serve_model *sm = serve_model_acquire(s);
+    for (int t = 0; t < 5000 && !atomic_load(&sm->mips_ready); t++)
+        usleep(1000);
+    assert_true(atomic_load(&sm->mips_ready));
+    serve_model_release(sm);
     ember_model *m;
     assert_int_equal(ember_model_load(als_path, &m), EMBER_OK);
     ember_idmap *names = ember_model_items(m), *users = ember_model_users(m);
