@@ -19,6 +19,7 @@ int model_epochs_begin(model_epochs *e, const ember_model *m, const ember_fit_op
     e->eval_every = eval_every ? eval_every : 1;
     e->best = -INFINITY;
     e->model_name = m->ops->name;
+    e->metric = "valid_ndcg@10";
     e->t_start = e->t_epoch = ember_now();
     if (o && o->log_path) {
         e->log = fopen(o->log_path, "w");
@@ -41,8 +42,9 @@ int model_epochs_end(model_epochs *e, const ember_model *m, size_t epoch, double
         if (st)
             return st;
         validated = true;
-        if (score > e->best) {
-            e->best = score;
+        double better = e->lower_better ? -score : score; /* e->best is kept as "higher" */
+        if (better > e->best) {
+            e->best = better;
             e->best_epoch = epoch;
             e->bad = 0;
             *is_best = true;
@@ -57,7 +59,7 @@ int model_epochs_end(model_epochs *e, const ember_model *m, size_t epoch, double
         else
             fprintf(e->log, "null");
         if (validated)
-            fprintf(e->log, ",\"valid_ndcg@10\":%.6f", score);
+            fprintf(e->log, ",\"%s\":%.6f", e->metric, score);
         fprintf(e->log, ",\"seconds\":%.4f,\"elapsed\":%.4f}\n", secs, now - e->t_start);
         if (fflush(e->log) != 0)
             return ember_fail(EMBER_EIO, "cannot write the training log");
@@ -65,8 +67,8 @@ int model_epochs_end(model_epochs *e, const ember_model *m, size_t epoch, double
     if (e->opts && e->opts->verbose && isatty(STDERR_FILENO)) {
         fprintf(stderr, "\r\033[K%s epoch %zu  loss %.5g", e->model_name, epoch, loss);
         if (validated)
-            fprintf(stderr, "  valid ndcg@10 %.4f (best %.4f at %zu)", score, e->best,
-                    e->best_epoch);
+            fprintf(stderr, "  %s %.4f (best %.4f at %zu)", e->metric, score,
+                    e->lower_better ? -e->best : e->best, e->best_epoch);
         fprintf(stderr, "  %.2f s/epoch", secs);
         fflush(stderr);
     }

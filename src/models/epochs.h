@@ -22,6 +22,11 @@ typedef struct {
     size_t bad;        /* validations since the best */
     double t_start, t_epoch;
     const char *model_name;
+    /* the metric's name in the log and on the progress line, and whether
+     * it is an error (lower is better: svd's valid RMSE); set after
+     * model_epochs_begin (defaults: "valid_ndcg@10", higher is better) */
+    const char *metric;
+    bool lower_better;
 } model_epochs;
 
 int model_epochs_begin(model_epochs *e, const ember_model *m, const ember_fit_opts *o,

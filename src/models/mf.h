@@ -66,6 +66,24 @@ int mf_dot_query(const ember_model *m, const mf_factors *f, mf_query_fn query_ve
  * model file is copied into an owned one (online updates write them). */
 int mf_own_tables(mf_factors *f, bool items);
 
+/* Early stopping of the rating models (svd, svdpp) on held-out ratings:
+ * an ember_valid_fn whose ctx is the valid dataset (indexed as the
+ * model), giving the RMSE of the model's predictions (score_items of each
+ * user, clipped to the training rating range) — lower is better. */
+int mf_valid_rmse(const ember_model *m, void *valid, double *rmse);
+
+/* Copies of float tables (the best epoch's, restored at the end). */
+typedef struct {
+    float *copy[5];
+    float *table[5];
+    size_t len[5], n;
+} mf_snapshot;
+/* Room for copies of tables[0..n) of lens[] floats (n <= 5). */
+int mf_snapshot_init(mf_snapshot *s, float *const *tables, const size_t *lens, size_t n);
+void mf_snapshot_take(mf_snapshot *s);
+void mf_snapshot_restore(const mf_snapshot *s);
+void mf_snapshot_free(mf_snapshot *s);
+
 /* Sections "<prefix>.P", ".Q", ".bu", ".bi" and a "<prefix>.mu" scalar. */
 int mf_save(const mf_factors *f, mf_writer *w, const char *prefix);
 /* Points f into the file; checks shapes and that every value is finite. */

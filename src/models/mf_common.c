@@ -122,6 +122,78 @@ int mf_score_query(const ember_model *m, const mf_factors *f, mf_query_fn query_
     return st;
 }
 
+int mf_valid_rmse(const ember_model *m, void *valid, double *rmse)
+{
+    const ember_dataset *v = valid;
+    double sse = 0;
+    size_t n = 0, longest = 0;
+    for (size_t u = 0; u < v->n_users && u < m->n_users; u++)
+        longest = EMBER_MAX(longest, (size_t)(v->u_ptr[u + 1] - v->u_ptr[u]));
+    uint32_t *items = ember_alloc(EMBER_MAX(longest, 1), sizeof *items);
+    float *pred = ember_alloc(EMBER_MAX(longest, 1), sizeof *pred);
+    int st = items && pred ? EMBER_OK : EMBER_ENOMEM;
+    for (size_t u = 0; st == EMBER_OK && u < v->n_users && u < m->n_users; u++) {
+        size_t k = 0;
+        for (uint64_t e = v->u_ptr[u]; e < v->u_ptr[u + 1]; e++)
+            if (v->u_item[e] < m->n_items)
+                items[k++] = v->u_item[e];
+        if (k == 0)
+            continue;
+        ember_query q = {.user = (int64_t)u};
+        if ((st = m->ops->score_items(m, &q, items, k, pred)))
+            break;
+        k = 0;
+        for (uint64_t e = v->u_ptr[u]; e < v->u_ptr[u + 1]; e++) {
+            if (v->u_item[e] >= m->n_items)
+                continue;
+            double p = EMBER_MIN(EMBER_MAX(pred[k], m->rating_min), m->rating_max);
+            double err = p - v->u_rating[e];
+            sse += err * err;
+            k++;
+            n++;
+        }
+    }
+    free(items);
+    free(pred);
+    *rmse = n ? sqrt(sse / (double)n) : NAN;
+    return st;
+}
+
+int mf_snapshot_init(mf_snapshot *s, float *const *tables, const size_t *lens, size_t n)
+{
+    memset(s, 0, sizeof *s);
+    for (size_t t = 0; t < n && t < 5; t++) {
+        s->table[t] = tables[t];
+        s->len[t] = lens[t];
+        s->copy[t] = ember_alloc(EMBER_MAX(lens[t], 1), sizeof(float));
+        s->n = t + 1;
+        if (!s->copy[t]) {
+            mf_snapshot_free(s);
+            return EMBER_ENOMEM;
+        }
+    }
+    return EMBER_OK;
+}
+
+void mf_snapshot_take(mf_snapshot *s)
+{
+    for (size_t t = 0; t < s->n; t++)
+        memcpy(s->copy[t], s->table[t], s->len[t] * sizeof(float));
+}
+
+void mf_snapshot_restore(const mf_snapshot *s)
+{
+    for (size_t t = 0; t < s->n; t++)
+        memcpy(s->table[t], s->copy[t], s->len[t] * sizeof(float));
+}
+
+void mf_snapshot_free(mf_snapshot *s)
+{
+    for (size_t t = 0; t < s->n; t++)
+        free(s->copy[t]);
+    memset(s, 0, sizeof *s);
+}
+
 int mf_own_tables(mf_factors *f, bool items)
 {
     for (int t = 0; t < (items ? 2 : 1); t++) {

@@ -31,10 +31,12 @@
  * thread and a fixed seed give bit-identical factors.  The epoch's loss
  * (logged) is the mean squared error seen before each update.
  *
- * Rating models do not stop early: ember_fit_opts.valid_fn is a ranking
- * metric (NDCG), not what svd minimises; the number of epochs is a
- * parameter, chosen with the others on held-out ratings
- * (bench/bench_rating.c --mode select).
+ * Early stopping: given a valid set of ratings (ember train --valid), the
+ * fit validates the RMSE of its predictions after every epoch (not the
+ * ranking metric of the other models: that is not what svd minimises),
+ * stops after `patience` epochs without a lower one and keeps the best
+ * epoch's tables.  Without one, `epochs` epochs (the defaults chosen on
+ * held-out ratings, bench/bench_rating.c --mode select).
  *
  * A history query (a new user, item ids, no ratings): the model learnt
  * only from ratings, so a new user's vector is the direction of the sum
@@ -76,6 +78,7 @@ typedef struct {
     double reg;
     double reg_bias;
     double init_std;
+    int64_t patience;
 } svd_params;
 
 static const model_param svd_param_table[] = {
@@ -94,6 +97,9 @@ static const model_param svd_param_table[] = {
      "b = sum of residuals / (count + reg_bias))"},
     {"init_std", PARAM_FLOAT, offsetof(svd_params, init_std), "0.01", 0, 1, NULL,
      "standard deviation of the initial factors"},
+    {"patience", PARAM_INT, offsetof(svd_params, patience), "3", 0, 10000, NULL,
+     "with a valid set: stop after this many epochs without a lower valid RMSE, keeping the "
+     "best epoch (0: run all epochs)"},
 };
 
 typedef struct {
@@ -418,13 +424,23 @@ static int svd_fit(ember_model *m, const ember_dataset *train, const ember_datas
     for (size_t i = 0; st == EMBER_OK && i < m->n_items; i++)
         inv[m->n_users + i] = 1.0f / (float)EMBER_MAX(data_item_len(train, (uint32_t)i), (size_t)1);
 
-    /* Rating models do not stop early on a ranking metric: the number of
-     * epochs is a parameter (chosen on held-out ratings). */
+    /* early stopping on the valid RMSE (not on a ranking metric) */
+    bool track = valid && valid->nnz > 0; /* validated and logged; stops with patience */
     ember_fit_opts eo = *o;
-    eo.valid_fn = NULL;
+    eo.valid_fn = track ? mf_valid_rmse : NULL;
+    eo.valid_ctx = (void *)valid;
     model_epochs e = {0};
+    mf_snapshot best = {0};
+    if (st == EMBER_OK && track && p->patience > 0) {
+        float *const tables[4] = {P, Q, bu, bi};
+        const size_t lens[4] = {m->n_users * d, m->n_items * d, m->n_users, m->n_items};
+        st = mf_snapshot_init(&best, tables, lens, 4);
+    }
     if (st == EMBER_OK)
-        st = model_epochs_begin(&e, m, &eo, 0, 1);
+        st = model_epochs_begin(&e, m, &eo, (size_t)p->patience, 1);
+    e.metric = "valid_rmse";
+    e.lower_better = true;
+    size_t last = 0;
     bool use_avx2 = strcmp(ember_kernels()->name, "avx2") == 0;
     sgd_ctx c = {.P = P, .Q = Q, .bu = bu, .bi = bi, .inv_nu = inv, .inv_ni = inv + m->n_users,
                  .mu = s->f.mu, .d = d};
@@ -466,7 +482,15 @@ static int svd_fit(ember_model *m, const ember_dataset *train, const ember_datas
         }
         bool is_best, stop;
         st = model_epochs_end(&e, m, (size_t)ep + 1, loss, &is_best, &stop);
+        last = (size_t)ep + 1;
+        if (st == EMBER_OK && is_best)
+            mf_snapshot_take(&best);
+        if (stop)
+            break;
     }
+    if (st == EMBER_OK && track && p->patience > 0 && e.best_epoch && e.best_epoch != last)
+        mf_snapshot_restore(&best);
+    mf_snapshot_free(&best);
     model_epochs_finish(&e);
     blocks_free(&blk);
     free(inv);

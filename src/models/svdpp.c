@@ -64,6 +64,7 @@ typedef struct {
     double reg_bias;
     double reg_y;
     double init_std;
+    int64_t patience;
 } svdpp_params;
 
 static const model_param svdpp_param_table[] = {
@@ -86,6 +87,9 @@ static const model_param svdpp_param_table[] = {
      "L2 regularization of the implicit item vectors y"},
     {"init_std", PARAM_FLOAT, offsetof(svdpp_params, init_std), "0.01", 0, 1, NULL,
      "standard deviation of the initial factors"},
+    {"patience", PARAM_INT, offsetof(svdpp_params, patience), "3", 0, 10000, NULL,
+     "with a valid set: stop after this many epochs without a lower valid RMSE, keeping the "
+     "best epoch (0: run all epochs)"},
 };
 
 typedef struct {
@@ -243,17 +247,33 @@ typedef struct {
     float *inv;      /* 1 / count of each user, then of each item */
 } epoch_work;
 
-static int train_epochs(ember_model *m, const ember_dataset *train, const ember_fit_opts *o,
-                        ember_rng *rng, epoch_work *w)
+static int train_epochs(ember_model *m, const ember_dataset *train, const ember_dataset *valid,
+                        const ember_fit_opts *o, ember_rng *rng, epoch_work *w)
 {
     const svdpp_params *p = m->params;
     svdpp_state *s = m->state;
     size_t d = s->f.dim;
     int threads = model_threads(o);
+    /* early stopping on the valid RMSE, as svd.c */
+    bool track = valid && valid->nnz > 0; /* validated and logged; stops with patience */
     ember_fit_opts eo = *o;
-    eo.valid_fn = NULL; /* no early stopping on a ranking metric: see svd.c */
-    model_epochs e;
-    int st = model_epochs_begin(&e, m, &eo, 0, 1);
+    eo.valid_fn = track ? mf_valid_rmse : NULL;
+    eo.valid_ctx = (void *)valid;
+    model_epochs e = {0};
+    mf_snapshot best = {0};
+    int st = EMBER_OK;
+    if (track && p->patience > 0) {
+        float *const tables[5] = {mf_P(&s->f), mf_Q(&s->f), mf_bu(&s->f), mf_bi(&s->f),
+                                  s->owned_Y};
+        const size_t lens[5] = {m->n_users * d, m->n_items * d, m->n_users, m->n_items,
+                                m->n_items * d};
+        st = mf_snapshot_init(&best, tables, lens, 5);
+    }
+    if (st == EMBER_OK)
+        st = model_epochs_begin(&e, m, &eo, (size_t)p->patience, 1);
+    e.metric = "valid_rmse";
+    e.lower_better = true;
+    size_t last = 0;
     const ember_kernel_table *K = ember_kernels();
     bool avx2 = strcmp(K->name, "avx2") == 0;
     step_ctx c = {.P = mf_P(&s->f), .Q = mf_Q(&s->f), .Y = s->owned_Y, .bu = mf_bu(&s->f),
@@ -293,7 +313,15 @@ static int train_epochs(ember_model *m, const ember_dataset *train, const ember_
         }
         bool is_best, stop;
         st = model_epochs_end(&e, m, (size_t)ep + 1, loss, &is_best, &stop);
+        last = (size_t)ep + 1;
+        if (st == EMBER_OK && is_best)
+            mf_snapshot_take(&best);
+        if (stop)
+            break;
     }
+    if (st == EMBER_OK && track && p->patience > 0 && e.best_epoch && e.best_epoch != last)
+        mf_snapshot_restore(&best);
+    mf_snapshot_free(&best);
     model_epochs_finish(&e);
     return st;
 }
@@ -346,7 +374,7 @@ static int svdpp_fit(ember_model *m, const ember_dataset *train, const ember_dat
         st = w.order && w.scratch ? EMBER_OK : EMBER_ENOMEM;
     }
     if (st == EMBER_OK)
-        st = train_epochs(m, train, o, &rng, &w);
+        st = train_epochs(m, train, valid, o, &rng, &w);
     free(w.users);
     free(w.n_distinct);
     free(w.order);
